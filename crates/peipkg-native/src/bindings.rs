@@ -1,0 +1,502 @@
+//! Converts JavaScript arguments into core types, calls the core, and converts results back.
+//! The shapes here are mirrored by the TypeScript declarations in `ts/native.ts`.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::durable::{self, DirLock};
+use crate::ed25519::{self, SigningKey};
+use crate::error::{Error, Result};
+use crate::ffi::napi::{export, Env, TypeTag, Value};
+use crate::hash::{self, FileDigest};
+use crate::pack::{self, Content, Entry, EntryKind, Spec};
+use crate::progress::Progress;
+use crate::tar;
+use crate::zstd::{self, Encoder, Params, Totals};
+
+// Random constants: they only have to differ from each other and from other addons' tags.
+static KEY_TAG: TypeTag = TypeTag::new(0x7065_6970_6b67_6b65, 0x9c1f_53a2_0d4b_e771);
+static LOCK_TAG: TypeTag = TypeTag::new(0x7065_6970_6b67_6c6b, 0x41d2_a7e3_66c0_19b5);
+static PROGRESS_TAG: TypeTag = TypeTag::new(0x7065_6970_6b67_7072, 0xe86b_0f3c_52aa_d104);
+static ENCODER_TAG: TypeTag = TypeTag::new(0x7065_6970_6b67_7a65, 0x2b7e_c90d_88f1_364a);
+
+pub fn register(env: Env, exports: Value) -> Result<()> {
+    let functions: &[(&str, crate::ffi::napi::Callback)] = &[
+        ("zstdVersion", zstd_version),
+        ("sha256", sha256),
+        ("sha256File", sha256_file),
+        ("sha256Files", sha256_files),
+        ("progressCreate", progress_create),
+        ("progressRead", progress_read),
+        ("zstdCompressFile", zstd_compress_file),
+        ("zstdEncoderOpen", zstd_encoder_open),
+        ("zstdEncoderWrite", zstd_encoder_write),
+        ("zstdEncoderFinish", zstd_encoder_finish),
+        ("zstdDecompressFile", zstd_decompress_file),
+        ("zstdDecompress", zstd_decompress),
+        ("tarEntryHeader", tar_entry_header),
+        ("pack", pack),
+        ("signingKeyLoad", signing_key_load),
+        ("signingKeyFromBytes", signing_key_from_bytes),
+        ("signingKeyInfo", signing_key_info),
+        ("ed25519Sign", ed25519_sign),
+        ("ed25519Verify", ed25519_verify),
+        ("publicKeyParse", public_key_parse),
+        ("dirLockTry", dir_lock_try),
+        ("dirLockWait", dir_lock_wait),
+        ("dirLockRelease", dir_lock_release),
+        ("dirLockHeld", dir_lock_held),
+        ("renameExchange", rename_exchange),
+        ("fsyncPath", fsync_path),
+    ];
+    for (name, f) in functions {
+        export(env, exports, name, *f)?;
+    }
+    Ok(())
+}
+
+fn arg(args: &[Value], i: usize, what: &str) -> Result<Value> {
+    args.get(i).copied().ok_or_else(|| Error::argument(format!("{what} is required")))
+}
+
+fn opt_arg(env: Env, args: &[Value], i: usize) -> Result<Option<Value>> {
+    match args.get(i) {
+        Some(v) if !env.is_nullish(*v)? => Ok(Some(*v)),
+        _ => Ok(None),
+    }
+}
+
+fn path_arg(env: Env, args: &[Value], i: usize, what: &str) -> Result<PathBuf> {
+    let s = env.get_string(arg(args, i, what)?, what)?;
+    if s.is_empty() {
+        return Err(Error::argument(format!("{what} must not be empty")));
+    }
+    Ok(PathBuf::from(s))
+}
+
+fn opt_prop(env: Env, obj: Value, key: &str, what: &str) -> Result<Option<Value>> {
+    match env.get(obj, key, what)? {
+        Some(v) if !env.is_nullish(v)? => Ok(Some(v)),
+        _ => Ok(None),
+    }
+}
+
+fn parse_hex32(s: &str, what: &str) -> Result<[u8; 32]> {
+    let bytes = s.as_bytes();
+    if bytes.len() != 64 || !bytes.iter().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        return Err(Error::argument(format!("{what} must be 64 lowercase hex digits")));
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("checked hex");
+    }
+    Ok(out)
+}
+
+fn totals(env: Env, t: Totals) -> Result<Value> {
+    let o = env.object()?;
+    env.set(o, "bytesIn", env.number(t.bytes_in as f64)?)?;
+    env.set(o, "bytesOut", env.number(t.bytes_out as f64)?)?;
+    Ok(o)
+}
+
+fn digest_value(env: Env, d: FileDigest) -> Result<Value> {
+    let o = env.object()?;
+    env.set(o, "sha256", env.string(&hash::to_hex(&d.sha256))?)?;
+    env.set(o, "size", env.number(d.size as f64)?)?;
+    Ok(o)
+}
+
+fn error_object(env: Env, e: &Error) -> Result<Value> {
+    let o = env.object()?;
+    env.set(o, "code", env.string(e.code.as_str())?)?;
+    env.set(o, "message", env.string(&e.message)?)?;
+    if let Some(p) = &e.path {
+        env.set(o, "path", env.string(p)?)?;
+    }
+    if let Some(errno) = e.errno {
+        env.set(o, "osError", env.string(errno)?)?;
+    }
+    Ok(o)
+}
+
+fn progress_prop(env: Env, obj: Value, what: &str) -> Result<Option<Arc<Progress>>> {
+    opt_prop(env, obj, "progress", what)?
+        .map(|v| env.get_external::<Progress>(v, &PROGRESS_TAG, &format!("{what}.progress"), "a Progress handle"))
+        .transpose()
+}
+
+// --- hashing -------------------------------------------------------------------------------
+
+fn zstd_version(env: Env, _args: &[Value]) -> Result<Value> {
+    env.string(&zstd::version())
+}
+
+fn sha256(env: Env, args: &[Value]) -> Result<Value> {
+    let bytes = env.get_bytes(arg(args, 0, "data")?, "data")?;
+    env.string(&hash::to_hex(&hash::sha256(&bytes)))
+}
+
+fn sha256_file(env: Env, args: &[Value]) -> Result<Value> {
+    let path = path_arg(env, args, 0, "path")?;
+    env.promise("peipkg.sha256File", move || hash::sha256_file(&path), digest_value)
+}
+
+fn sha256_files(env: Env, args: &[Value]) -> Result<Value> {
+    let list = env.get_array(arg(args, 0, "paths")?, "paths")?;
+    let paths = list
+        .iter()
+        .enumerate()
+        .map(|(i, v)| env.get_string(*v, &format!("paths[{i}]")).map(PathBuf::from))
+        .collect::<Result<Vec<_>>>()?;
+    let (mut threads, mut progress) = (hash::available_threads(), None);
+    if let Some(opts) = opt_arg(env, args, 1)? {
+        if let Some(t) = opt_prop(env, opts, "threads", "options")? {
+            threads = env.get_u64(t, "options.threads")?.max(1) as usize;
+        }
+        progress = progress_prop(env, opts, "options")?;
+    }
+    env.promise(
+        "peipkg.sha256Files",
+        move || Ok(hash::sha256_files(&paths, threads, progress.as_deref())),
+        |env, results| {
+            let items = results
+                .iter()
+                .map(|r| match r {
+                    Ok(d) => digest_value(env, *d),
+                    Err(e) => {
+                        let o = env.object()?;
+                        env.set(o, "error", error_object(env, e)?)?;
+                        Ok(o)
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            env.array(&items)
+        },
+    )
+}
+
+fn progress_create(env: Env, _args: &[Value]) -> Result<Value> {
+    env.external(Arc::new(Progress::default()), &PROGRESS_TAG)
+}
+
+fn progress_read(env: Env, args: &[Value]) -> Result<Value> {
+    let p = env.get_external::<Progress>(arg(args, 0, "progress")?, &PROGRESS_TAG, "progress", "a Progress handle")?;
+    let o = env.object()?;
+    env.set(o, "bytes", env.number(p.bytes() as f64)?)?;
+    env.set(o, "items", env.number(p.items() as f64)?)?;
+    Ok(o)
+}
+
+// --- zstd ----------------------------------------------------------------------------------
+
+fn zstd_params(env: Env, v: Value, what: &str) -> Result<Params> {
+    let level = env.get_f64(env.need(v, "level", what)?, &format!("{what}.level"))?;
+    if level.fract() != 0.0 {
+        return Err(Error::argument(format!("{what}.level must be an integer")));
+    }
+    let overlap_log = match opt_prop(env, v, "overlapLog", what)? {
+        Some(x) => env.get_u64(x, &format!("{what}.overlapLog"))? as i32,
+        None => 0,
+    };
+    let workers = match opt_prop(env, v, "workers", what)? {
+        Some(x) => env.get_u64(x, &format!("{what}.workers"))? as u32,
+        None => hash::available_threads() as u32,
+    };
+    let p = Params { level: level as i32, overlap_log, workers };
+    p.validate()?;
+    Ok(p)
+}
+
+fn zstd_compress_file(env: Env, args: &[Value]) -> Result<Value> {
+    let input = path_arg(env, args, 0, "input")?;
+    let output = path_arg(env, args, 1, "output")?;
+    let params = zstd_params(env, arg(args, 2, "params")?, "params")?;
+    let progress = match opt_arg(env, args, 3)? {
+        Some(o) => progress_prop(env, o, "options")?,
+        None => None,
+    };
+    env.promise(
+        "peipkg.zstdCompressFile",
+        move || zstd::compress_file(&input, &output, &params, progress.as_deref()),
+        totals,
+    )
+}
+
+struct EncoderHandle {
+    path: PathBuf,
+    encoder: Mutex<Option<Encoder<BufWriter<File>>>>,
+}
+
+impl EncoderHandle {
+    fn take(&self) -> Result<Encoder<BufWriter<File>>> {
+        self.encoder.lock().ok().and_then(|mut e| e.take()).ok_or_else(|| {
+            Error::argument("the zstd encoder is finished, failed, or busy with another write (await each write)")
+        })
+    }
+
+    fn fail(&self, e: Error) -> Error {
+        let _ = std::fs::remove_file(&self.path);
+        e
+    }
+}
+
+fn zstd_encoder_open(env: Env, args: &[Value]) -> Result<Value> {
+    let output = path_arg(env, args, 0, "output")?;
+    let params = zstd_params(env, arg(args, 1, "params")?, "params")?;
+    let pledged = opt_arg(env, args, 2)?.map(|v| env.get_u64(v, "pledgedSize")).transpose()?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&output)
+        .map_err(|e| Error::io("create", &output, e))?;
+    let encoder = Encoder::new(BufWriter::new(file), &output, &params, pledged).inspect_err(|_| {
+        let _ = std::fs::remove_file(&output);
+    })?;
+    env.external(Arc::new(EncoderHandle { path: output, encoder: Mutex::new(Some(encoder)) }), &ENCODER_TAG)
+}
+
+fn encoder_arg(env: Env, args: &[Value]) -> Result<Arc<EncoderHandle>> {
+    env.get_external::<EncoderHandle>(arg(args, 0, "encoder")?, &ENCODER_TAG, "encoder", "a zstd encoder handle")
+}
+
+fn zstd_encoder_write(env: Env, args: &[Value]) -> Result<Value> {
+    let handle = encoder_arg(env, args)?;
+    let data = env.get_bytes(arg(args, 1, "data")?, "data")?;
+    let mut encoder = handle.take()?;
+    env.promise(
+        "peipkg.zstdEncoderWrite",
+        move || match encoder.write(&data) {
+            Ok(()) => {
+                *handle.encoder.lock().expect("encoder mutex") = Some(encoder);
+                Ok(())
+            }
+            Err(e) => Err(handle.fail(e)),
+        },
+        |env, ()| env.undefined(),
+    )
+}
+
+fn zstd_encoder_finish(env: Env, args: &[Value]) -> Result<Value> {
+    let handle = encoder_arg(env, args)?;
+    let encoder = handle.take()?;
+    env.promise(
+        "peipkg.zstdEncoderFinish",
+        move || encoder.finish().map(|(_, t)| t).map_err(|e| handle.fail(e)),
+        totals,
+    )
+}
+
+fn limits(env: Env, v: Value) -> Result<(u64, i32)> {
+    let max = env.get_u64(env.need(v, "maxBytes", "options")?, "options.maxBytes")?;
+    let window = match opt_prop(env, v, "windowLogMax", "options")? {
+        Some(w) => env.get_u64(w, "options.windowLogMax")? as i32,
+        None => zstd::DEFAULT_WINDOW_LOG_MAX,
+    };
+    if !(10..=31).contains(&window) {
+        return Err(Error::argument("options.windowLogMax must be 10–31"));
+    }
+    Ok((max, window))
+}
+
+fn zstd_decompress_file(env: Env, args: &[Value]) -> Result<Value> {
+    let input = path_arg(env, args, 0, "input")?;
+    let output = path_arg(env, args, 1, "output")?;
+    let (max, window) = limits(env, arg(args, 2, "options")?)?;
+    env.promise("peipkg.zstdDecompressFile", move || zstd::decompress_file(&input, &output, max, window), totals)
+}
+
+fn zstd_decompress(env: Env, args: &[Value]) -> Result<Value> {
+    let data = env.get_bytes(arg(args, 0, "data")?, "data")?;
+    let (max, window) = limits(env, arg(args, 1, "options")?)?;
+    env.buffer(&zstd::decompress_bytes(&data, max, window)?)
+}
+
+// --- tar and pack --------------------------------------------------------------------------
+
+fn entry(env: Env, v: Value, what: &str) -> Result<Entry> {
+    let name = env.get_string(env.need(v, "name", what)?, &format!("{what}.name"))?;
+    let ty = env.get_string(env.need(v, "type", what)?, &format!("{what}.type"))?;
+    let kind = match ty.as_str() {
+        "file" => {
+            let sha256 = opt_prop(env, v, "sha256", what)?
+                .map(|h| {
+                    env.get_string(h, &format!("{what}.sha256"))
+                        .and_then(|s| parse_hex32(&s, &format!("{what}.sha256")))
+                })
+                .transpose()?;
+            match (opt_prop(env, v, "data", what)?, opt_prop(env, v, "source", what)?) {
+                (Some(d), None) => {
+                    let bytes = env.get_bytes(d, &format!("{what}.data"))?;
+                    EntryKind::File { size: bytes.len() as u64, content: Content::Inline(bytes), sha256 }
+                }
+                (None, Some(s)) => EntryKind::File {
+                    content: Content::Staged(env.get_string(s, &format!("{what}.source"))?),
+                    size: env.get_u64(env.need(v, "size", what)?, &format!("{what}.size"))?,
+                    sha256,
+                },
+                _ => return Err(Error::argument(format!("{what} needs exactly one of data and source"))),
+            }
+        }
+        "directory" => EntryKind::Directory,
+        "symlink" => {
+            EntryKind::Symlink { target: env.get_string(env.need(v, "target", what)?, &format!("{what}.target"))? }
+        }
+        other => {
+            return Err(Error::argument(format!(
+                "{what}.type must be \"file\", \"directory\" or \"symlink\", got \"{other}\""
+            )))
+        }
+    };
+    Ok(Entry { name, kind })
+}
+
+fn tar_entry_header(env: Env, args: &[Value]) -> Result<Value> {
+    let v = arg(args, 0, "entry")?;
+    let name = env.get_string(env.need(v, "name", "entry")?, "entry.name")?;
+    let ty = env.get_string(env.need(v, "type", "entry")?, "entry.type")?;
+    let mtime = env.get_u64(arg(args, 1, "mtime")?, "mtime")?;
+    let (kind, size, link) = match ty.as_str() {
+        "file" => (tar::Kind::File, env.get_u64(env.need(v, "size", "entry")?, "entry.size")?, String::new()),
+        "directory" => (tar::Kind::Directory, 0, String::new()),
+        "symlink" => (tar::Kind::Symlink, 0, env.get_string(env.need(v, "target", "entry")?, "entry.target")?),
+        other => {
+            return Err(Error::argument(format!(
+                "entry.type must be \"file\", \"directory\" or \"symlink\", got \"{other}\""
+            )))
+        }
+    };
+    env.buffer(&tar::entry_header(name.as_bytes(), kind, size, link.as_bytes(), mtime)?)
+}
+
+fn pack(env: Env, args: &[Value]) -> Result<Value> {
+    let s = arg(args, 0, "spec")?;
+    let list = env.get_array(env.need(s, "entries", "spec")?, "spec.entries")?;
+    let entries = list
+        .iter()
+        .enumerate()
+        .map(|(i, v)| entry(env, *v, &format!("spec.entries[{i}]")))
+        .collect::<Result<Vec<_>>>()?;
+    let key = opt_prop(env, s, "signingKey", "spec")?
+        .map(|k| env.get_external::<SigningKey>(k, &KEY_TAG, "spec.signingKey", "a SigningKey"))
+        .transpose()?;
+    let compression =
+        opt_prop(env, s, "compression", "spec")?.map(|c| zstd_params(env, c, "spec.compression")).transpose()?;
+    let fsync = opt_prop(env, s, "fsync", "spec")?.map(|f| env.get_bool(f, "spec.fsync")).transpose()?.unwrap_or(false);
+    let root =
+        opt_prop(env, s, "root", "spec")?.map(|r| env.get_string(r, "spec.root").map(PathBuf::from)).transpose()?;
+    let spec = Spec {
+        output: PathBuf::from(env.get_string(env.need(s, "output", "spec")?, "spec.output")?),
+        mtime: env.get_u64(env.need(s, "mtime", "spec")?, "spec.mtime")?,
+        root,
+        entries,
+        key,
+        compression,
+        fsync,
+    };
+    let progress = progress_prop(env, s, "spec")?;
+    env.promise(
+        "peipkg.pack",
+        move || pack::pack(&spec, progress.as_deref()),
+        |env, out| {
+            let o = env.object()?;
+            env.set(o, "tarSize", env.number(out.tar_size as f64)?)?;
+            env.set(o, "outputSize", env.number(out.output_size as f64)?)?;
+            env.set(o, "signedDigest", env.string(&hash::to_hex(&out.signed_digest))?)?;
+            if let (Some(sig), Some(fp)) = (out.signature, out.fingerprint) {
+                env.set(o, "signature", env.buffer(&sig)?)?;
+                env.set(o, "fingerprint", env.string(&fp)?)?;
+            }
+            Ok(o)
+        },
+    )
+}
+
+// --- Ed25519 -------------------------------------------------------------------------------
+
+fn signing_key_load(env: Env, args: &[Value]) -> Result<Value> {
+    let path = path_arg(env, args, 0, "path")?;
+    env.external(Arc::new(SigningKey::from_file(&path)?), &KEY_TAG)
+}
+
+fn signing_key_from_bytes(env: Env, args: &[Value]) -> Result<Value> {
+    let bytes = env.get_bytes(arg(args, 0, "bytes")?, "bytes")?;
+    env.external(Arc::new(SigningKey::from_bytes(&bytes, "key bytes")?), &KEY_TAG)
+}
+
+fn key_arg(env: Env, args: &[Value]) -> Result<Arc<SigningKey>> {
+    env.get_external::<SigningKey>(arg(args, 0, "key")?, &KEY_TAG, "key", "a SigningKey")
+}
+
+fn public_key_value(env: Env, public: &[u8; 32]) -> Result<Value> {
+    let o = env.object()?;
+    env.set(o, "publicKey", env.buffer(public)?)?;
+    env.set(o, "publicKeyPem", env.string(&ed25519::public_key_pem(public))?)?;
+    env.set(o, "fingerprint", env.string(&ed25519::fingerprint(public))?)?;
+    Ok(o)
+}
+
+fn signing_key_info(env: Env, args: &[Value]) -> Result<Value> {
+    public_key_value(env, &key_arg(env, args)?.public_key())
+}
+
+fn ed25519_sign(env: Env, args: &[Value]) -> Result<Value> {
+    let key = key_arg(env, args)?;
+    let message = env.get_bytes(arg(args, 1, "message")?, "message")?;
+    env.buffer(&key.sign(&message))
+}
+
+fn ed25519_verify(env: Env, args: &[Value]) -> Result<Value> {
+    let public = ed25519::parse_public_key(&env.get_bytes(arg(args, 0, "publicKey")?, "publicKey")?, "publicKey")?;
+    let message = env.get_bytes(arg(args, 1, "message")?, "message")?;
+    let signature = env.get_bytes(arg(args, 2, "signature")?, "signature")?;
+    env.boolean(ed25519::verify(&public, &message, &signature))
+}
+
+fn public_key_parse(env: Env, args: &[Value]) -> Result<Value> {
+    let public = ed25519::parse_public_key(&env.get_bytes(arg(args, 0, "bytes")?, "bytes")?, "public key")?;
+    public_key_value(env, &public)
+}
+
+// --- durable state -------------------------------------------------------------------------
+
+fn dir_lock_try(env: Env, args: &[Value]) -> Result<Value> {
+    let path = path_arg(env, args, 0, "path")?;
+    env.external(Arc::new(DirLock::try_lock(&path)?), &LOCK_TAG)
+}
+
+fn dir_lock_wait(env: Env, args: &[Value]) -> Result<Value> {
+    let path = path_arg(env, args, 0, "path")?;
+    let timeout = Duration::from_millis(env.get_u64(arg(args, 1, "timeoutMs")?, "timeoutMs")?);
+    env.promise(
+        "peipkg.dirLockWait",
+        move || DirLock::lock_within(&path, timeout),
+        |env, lock| env.external(Arc::new(lock), &LOCK_TAG),
+    )
+}
+
+fn lock_arg(env: Env, args: &[Value]) -> Result<Arc<DirLock>> {
+    env.get_external::<DirLock>(arg(args, 0, "lock")?, &LOCK_TAG, "lock", "a DirLock")
+}
+
+fn dir_lock_release(env: Env, args: &[Value]) -> Result<Value> {
+    lock_arg(env, args)?.release();
+    env.undefined()
+}
+
+fn dir_lock_held(env: Env, args: &[Value]) -> Result<Value> {
+    env.boolean(lock_arg(env, args)?.is_held())
+}
+
+fn rename_exchange(env: Env, args: &[Value]) -> Result<Value> {
+    durable::exchange(&path_arg(env, args, 0, "a")?, &path_arg(env, args, 1, "b")?)?;
+    env.undefined()
+}
+
+fn fsync_path(env: Env, args: &[Value]) -> Result<Value> {
+    durable::fsync(Path::new(&path_arg(env, args, 0, "path")?))?;
+    env.undefined()
+}

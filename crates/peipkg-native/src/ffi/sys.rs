@@ -1,0 +1,57 @@
+//! The two Linux calls the standard library lacks: `renameat2(RENAME_EXCHANGE)` and a
+//! symlink-refusing walk with `openat`.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+/// `RENAME_EXCHANGE` from `<linux/fs.h>` (not exported by the libc crate for glibc targets).
+const RENAME_EXCHANGE: libc::c_uint = 1 << 1;
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// Atomically swaps two existing paths (both must exist; they may be directories).
+pub fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {
+    let (ca, cb) = (c_path(a)?, c_path(b)?);
+    // SAFETY: both arguments are valid NUL-terminated strings that outlive the call.
+    let ret = unsafe { libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), RENAME_EXCHANGE) };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn openat(dir: libc::c_int, name: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
+    let c = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `dir` is an open descriptor (or AT_FDCWD) and `c` a valid C string.
+    let fd = unsafe { libc::openat(dir, c.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOFOLLOW) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by openat and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens `rel` (slash-separated, no `.`/`..`/empty components) below the directory `root` for
+/// reading, refusing a symlink at every step. A build script that swaps a staged file or one of its
+/// parent directories for a symlink (to the signing key, say) gets `ELOOP`/`ENOTDIR`, not the key.
+pub fn open_beneath(root: &Path, rel: &[u8]) -> io::Result<File> {
+    let mut dir = openat(libc::AT_FDCWD, root.as_os_str().as_bytes(), libc::O_RDONLY | libc::O_DIRECTORY)?;
+    let parts: Vec<&[u8]> = rel.split(|b| *b == b'/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if part.is_empty() || *part == b"." || *part == b".." {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        if i + 1 == parts.len() {
+            return Ok(File::from(openat(dir.as_raw_fd(), part, libc::O_RDONLY)?));
+        }
+        dir = openat(dir.as_raw_fd(), part, libc::O_RDONLY | libc::O_DIRECTORY)?;
+    }
+    Err(io::Error::from_raw_os_error(libc::EINVAL))
+}

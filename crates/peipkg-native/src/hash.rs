@@ -1,0 +1,145 @@
+//! SHA-256 of one file, of many files spread over all cores, and of bytes in memory.
+//! `sha2` uses SHA-NI / ARMv8 SHA instructions when the CPU has them (about 1.5 GB/s per core).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+
+/// Large enough to amortise syscalls, small enough to stay in L2 on most cores.
+pub const READ_CHUNK: usize = 1 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileDigest {
+    pub sha256: [u8; 32],
+    pub size: u64,
+}
+
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// Hashes everything `reader` yields, reusing `buf`.
+pub fn sha256_reader(mut reader: impl Read, buf: &mut [u8], progress: Option<&Progress>) -> io::Result<FileDigest> {
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    loop {
+        let n = match reader.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        size += n as u64;
+        if let Some(p) = progress {
+            p.add_bytes(n as u64);
+        }
+    }
+    Ok(FileDigest { sha256: hasher.finalize().into(), size })
+}
+
+pub fn sha256_file(path: &Path) -> Result<FileDigest> {
+    let mut buf = vec![0u8; READ_CHUNK];
+    sha256_file_with(path, &mut buf, None)
+}
+
+fn sha256_file_with(path: &Path, buf: &mut [u8], progress: Option<&Progress>) -> Result<FileDigest> {
+    let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+    if meta.is_dir() {
+        return Err(Error::io("read", path, io::Error::from_raw_os_error(libc::EISDIR)));
+    }
+    sha256_reader(&file, buf, progress).map_err(|e| Error::io("read", path, e))
+}
+
+/// Hashes `paths` on up to `threads` threads (work-stealing by index). Results keep the input order;
+/// each file fails or succeeds on its own.
+pub fn sha256_files(paths: &[PathBuf], threads: usize, progress: Option<&Progress>) -> Vec<Result<FileDigest>> {
+    let threads = threads.clamp(1, paths.len().max(1));
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<Option<Result<FileDigest>>> = (0..paths.len()).map(|_| None).collect();
+    let chunks: Vec<Vec<(usize, Result<FileDigest>)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut buf = vec![0u8; READ_CHUNK];
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= paths.len() {
+                            break;
+                        }
+                        done.push((i, sha256_file_with(&paths[i], &mut buf, progress)));
+                        if let Some(p) = progress {
+                            p.add_item();
+                        }
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("hash worker panicked")).collect()
+    });
+    for (i, r) in chunks.into_iter().flatten() {
+        results[i] = Some(r);
+    }
+    results.into_iter().map(|r| r.expect("every index hashed")).collect()
+}
+
+pub fn available_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_digests() {
+        assert_eq!(to_hex(&sha256(b"")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            to_hex(&sha256(b"Hello, Peios!\n")),
+            "4f91e7c17054930fd12bf2de72f8f31eb44090052475b88dc2338163d642e7ac"
+        );
+    }
+
+    #[test]
+    fn many_equals_one_by_one_and_keeps_errors_in_place() {
+        let dir = std::env::temp_dir().join(format!("peipkg-hash-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut paths = Vec::new();
+        for i in 0..37usize {
+            let p = dir.join(format!("f{i}"));
+            std::fs::write(&p, vec![i as u8; i * 1000 + (i % 3) * READ_CHUNK]).unwrap();
+            paths.push(p);
+        }
+        paths.insert(5, dir.join("missing"));
+        let many = sha256_files(&paths, 4, None);
+        for (p, r) in paths.iter().zip(&many) {
+            match r {
+                Ok(d) => assert_eq!(*d, sha256_file(p).unwrap()),
+                Err(e) => {
+                    assert!(p.ends_with("missing"));
+                    assert_eq!(e.errno, Some("ENOENT"));
+                }
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

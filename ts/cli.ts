@@ -1,0 +1,90 @@
+/**
+ * What the three commands share at the command line: a yargs parser configured the same way
+ * (strict, `help` as a command and `--help` at every level, usage errors exit 2), and the one
+ * place that turns an escaping error into a message and an exit code.
+ */
+
+import yargs, { type Argv } from 'yargs';
+
+import { InternalError, PeipkgError, UsageError } from './errors.js';
+
+/** Prints `error` as `<tool>: <message>` (with a stack only for bugs) and returns its exit code. */
+export function reportError(tool: string, error: unknown): number {
+  const typed = error instanceof PeipkgError ? error : new InternalError(String(error), { cause: error });
+  if (typed instanceof InternalError) {
+    const cause = typed.cause instanceof Error ? typed.cause : typed;
+    process.stderr.write(
+      `${tool}: internal error: ${typed.message}\n${cause.stack ?? ''}\n` +
+        `This is a bug in peipkg; please report it with the command you ran.\n`,
+    );
+  } else {
+    process.stderr.write(`${tool}: ${typed.message}\n`);
+  }
+  return typed.exitCode;
+}
+
+/** Declares a tool's commands and options on a parser. */
+export type DeclareCommands = (parser: Argv) => Argv;
+
+function createParser(tool: string, argv: string[], declare: DeclareCommands): Argv {
+  const parser: Argv = yargs(argv)
+    .scriptName(tool)
+    .parserConfiguration({ 'duplicate-arguments-array': true, 'strip-aliased': true })
+    .strict()
+    .exitProcess(false)
+    .showHelpOnFail(false)
+    .wrap(Math.min(100, process.stdout.columns || 100))
+    .help('help')
+    .alias('help', 'h')
+    .version(false)
+    .fail((message, error) => {
+      // yargs reports its own parse errors as `YError`s; anything else came from a command.
+      if (error && error.name !== 'YError') throw error;
+      throw new UsageError(`${error?.message ?? message}\nRun \`${tool} help\` for usage.`);
+    });
+  return declare(
+    parser.command(
+      'help [command]',
+      'Show help for the tool or for one of its commands',
+      (y) => y.positional('command', { type: 'string', describe: 'the command to describe' }),
+      async (args) => {
+        const command = typeof args.command === 'string' ? args.command : undefined;
+        const text = await parse(tool, command === undefined ? ['--help'] : [command, '--help'], declare);
+        process.stdout.write(`${text}\n`);
+      },
+    ),
+  );
+}
+
+function parse(tool: string, argv: string[], declare: DeclareCommands): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    createParser(tool, argv, declare)
+      .parseAsync(argv, {}, (error, _args, output) => {
+        if (error) reject(error instanceof Error ? error : new UsageError(String(error)));
+        else resolve(output);
+      })
+      .catch(reject);
+  });
+}
+
+/**
+ * Runs a tool to completion and returns its exit code: the chosen command runs; `--help` at any
+ * level prints usage to stdout; a wrong command line is a `UsageError` (2).
+ */
+export async function runTool(tool: string, declare: DeclareCommands, argv: string[]): Promise<number> {
+  try {
+    const help = await parse(tool, argv, declare);
+    if (help) process.stdout.write(`${help}\n`);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    return reportError(tool, error);
+  }
+}
+
+/** Reads a flag that must appear at most once: yargs gives an array when it is repeated. */
+export function single<T>(value: T | T[] | undefined, flag: string): T | undefined {
+  if (Array.isArray(value)) {
+    throw new UsageError(`--${flag} given more than once`);
+  }
+  return value;
+}

@@ -1,0 +1,293 @@
+/**
+ * Loads the native core (crates/peipkg-native) and exposes it as typed functions.
+ *
+ * Where the addon comes from, in order: `PEIPKG_NATIVE_PATH`; a local build in `native/` (from
+ * `npm run build:native`); the platform package (`peipkg-linux-x64-gnu`, …) that npm installed as
+ * an optional dependency. If none loads, the error lists every place tried and why it failed.
+ *
+ * Every function here converts the addon's errors into the typed errors of `errors.ts`.
+ */
+
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+import { fromNative, InternalError, type PeipkgError } from './errors.js';
+
+declare const handle: unique symbol;
+/** An Ed25519 private key held in native memory; never exposed to JavaScript. */
+export type SigningKey = { readonly [handle]: 'SigningKey' };
+/** A counter native work advances and JavaScript polls. */
+export type Progress = { readonly [handle]: 'Progress' };
+type RawLock = { readonly [handle]: 'DirLock' };
+type RawEncoder = { readonly [handle]: 'ZstdEncoder' };
+
+export interface FileDigest {
+  /** Lowercase hex. */
+  sha256: string;
+  size: number;
+}
+
+export interface ZstdParams {
+  /** 1–22. */
+  level: number;
+  /** 0 (libzstd's choice) or 1–9. */
+  overlapLog?: number;
+  /** Worker threads, at least 1 (the output does not depend on it). Default: all cores. */
+  workers?: number;
+}
+
+export interface ZstdTotals {
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface DecompressLimits {
+  /** Refuse to produce more than this many bytes. */
+  maxBytes: number;
+  /** Largest window accepted, as a power of two (default 27 = 128 MiB). */
+  windowLogMax?: number;
+}
+
+/** One tar entry. `name` is the wire name (directories end in `/`). */
+export type PackEntry =
+  | { name: string; type: 'file'; data: Uint8Array; sha256?: string }
+  | { name: string; type: 'file'; source: string; size: number; sha256?: string }
+  | { name: string; type: 'directory' }
+  | { name: string; type: 'symlink'; target: string };
+
+export interface PackSpec {
+  /** Created exclusively; removed again if packing fails. */
+  output: string;
+  /** Unix seconds, the mtime of every entry. */
+  mtime: number;
+  /** Directory that `source` paths are relative to; opened without following symlinks. */
+  root?: string;
+  entries: PackEntry[];
+  signingKey?: SigningKey;
+  /** `null` writes the plain tar. */
+  compression: ZstdParams | null;
+  fsync?: boolean;
+  progress?: Progress;
+}
+
+export interface PackOutcome {
+  tarSize: number;
+  outputSize: number;
+  /** SHA-256 (hex) of the tar bytes before the signature entry. */
+  signedDigest: string;
+  signature?: Buffer;
+  fingerprint?: string;
+}
+
+export interface PublicKeyInfo {
+  /** The raw 32-byte key. */
+  publicKey: Buffer;
+  /** SPKI PEM, as `openssl pkey -pubout` writes it. */
+  publicKeyPem: string;
+  /** Lowercase hex SHA-256 of the raw key. */
+  fingerprint: string;
+}
+
+type HeaderEntry =
+  | { name: string; type: 'file'; size: number }
+  | { name: string; type: 'directory' }
+  | { name: string; type: 'symlink'; target: string };
+
+interface RawError {
+  code: string;
+  message: string;
+  path?: string;
+  osError?: string;
+}
+
+interface RawAddon {
+  zstdVersion(): string;
+  sha256(data: Uint8Array): string;
+  sha256File(path: string): Promise<FileDigest>;
+  sha256Files(paths: string[], options?: { threads?: number; progress?: Progress }): Promise<Array<FileDigest | { error: RawError }>>;
+  progressCreate(): Progress;
+  progressRead(progress: Progress): { bytes: number; items: number };
+  zstdCompressFile(input: string, output: string, params: ZstdParams, options?: { progress?: Progress }): Promise<ZstdTotals>;
+  zstdEncoderOpen(output: string, params: ZstdParams, pledgedSize?: number): RawEncoder;
+  zstdEncoderWrite(encoder: RawEncoder, data: Uint8Array): Promise<void>;
+  zstdEncoderFinish(encoder: RawEncoder): Promise<ZstdTotals>;
+  zstdDecompressFile(input: string, output: string, limits: DecompressLimits): Promise<ZstdTotals>;
+  zstdDecompress(data: Uint8Array, limits: DecompressLimits): Buffer;
+  tarEntryHeader(entry: HeaderEntry, mtime: number): Buffer;
+  pack(spec: PackSpec): Promise<PackOutcome>;
+  signingKeyLoad(path: string): SigningKey;
+  signingKeyFromBytes(bytes: Uint8Array): SigningKey;
+  signingKeyInfo(key: SigningKey): PublicKeyInfo;
+  ed25519Sign(key: SigningKey, message: Uint8Array): Buffer;
+  ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
+  publicKeyParse(bytes: Uint8Array): PublicKeyInfo;
+  dirLockTry(path: string): RawLock;
+  dirLockWait(path: string, timeoutMs: number): Promise<RawLock>;
+  dirLockRelease(lock: RawLock): void;
+  dirLockHeld(lock: RawLock): boolean;
+  renameExchange(a: string, b: string): void;
+  fsyncPath(path: string): void;
+}
+
+/** `linux-x64-gnu`, `linux-arm64-gnu`, … (the napi-rs naming of platform packages). */
+export function platformTriple(): string {
+  let libc = '';
+  if (process.platform === 'linux') {
+    libc = '-gnu';
+    try {
+      if (readFileSync('/usr/bin/ldd', 'latin1').includes('musl')) libc = '-musl';
+    } catch {
+      const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+      if (report && !report.header?.glibcVersionRuntime) libc = '-musl';
+    }
+  }
+  return `${process.platform}-${process.arch}${libc}`;
+}
+
+const packageRoot = fileURLToPath(new URL('..', import.meta.url));
+
+function loadAddon(): RawAddon {
+  const require = createRequire(import.meta.url);
+  const triple = platformTriple();
+  const candidates = [
+    process.env.PEIPKG_NATIVE_PATH,
+    `${packageRoot}native/peipkg-native.${triple}.node`,
+    `peipkg-${triple}`,
+  ].filter((c): c is string => Boolean(c));
+  const failures: string[] = [];
+  for (const candidate of candidates) {
+    try {
+      return require(candidate) as RawAddon;
+    } catch (error) {
+      const reason = error instanceof Error ? (error.message.split('\n')[0] ?? '') : String(error);
+      failures.push(`  ${candidate}: ${reason}`);
+    }
+  }
+  throw new InternalError(
+    `peipkg: no native addon loads for ${triple}. Tried:\n${failures.join('\n')}\n` +
+      `Install the package for this platform (npm installs peipkg-${triple} automatically), ` +
+      `or build it from a checkout with \`npm run build:native\`.`,
+  );
+}
+
+const addon = loadAddon();
+
+function call<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (error) {
+    throw fromNative(error);
+  }
+}
+
+async function callAsync<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (error) {
+    throw fromNative(error);
+  }
+}
+
+/** The bundled libzstd's version (1.5.4). */
+export const zstdVersion = (): string => call(() => addon.zstdVersion());
+
+export const sha256 = (data: Uint8Array): string => call(() => addon.sha256(data));
+
+export const sha256File = (path: string): Promise<FileDigest> => callAsync(() => addon.sha256File(path));
+
+/** Hashes many files across all cores; each result is a digest or the error for that file. */
+export async function sha256Files(
+  paths: string[],
+  options: { threads?: number; progress?: Progress } = {},
+): Promise<Array<FileDigest | { error: PeipkgError }>> {
+  const results = await callAsync(() => addon.sha256Files(paths, options));
+  return results.map((r) => ('error' in r ? { error: fromNative(r.error) } : r));
+}
+
+export const createProgress = (): Progress => call(() => addon.progressCreate());
+export const readProgress = (progress: Progress): { bytes: number; items: number } => call(() => addon.progressRead(progress));
+
+export const compressFile = (input: string, output: string, params: ZstdParams, options: { progress?: Progress } = {}): Promise<ZstdTotals> =>
+  callAsync(() => addon.zstdCompressFile(input, output, params, options));
+
+export const decompressFile = (input: string, output: string, limits: DecompressLimits): Promise<ZstdTotals> =>
+  callAsync(() => addon.zstdDecompressFile(input, output, limits));
+
+export const decompress = (data: Uint8Array, limits: DecompressLimits): Buffer => call(() => addon.zstdDecompress(data, limits));
+
+/**
+ * A zstd file written chunk by chunk. Writes are queued in call order, so callers may fire them
+ * without awaiting each one; `finish` waits for all of them.
+ */
+export class ZstdFileWriter {
+  private pending: Promise<void> = Promise.resolve();
+
+  private constructor(private readonly encoder: RawEncoder) {}
+
+  /** Creates `path` (which must not exist). `pledgedSize`, when known, goes into the frame header. */
+  static open(path: string, params: ZstdParams, pledgedSize?: number): ZstdFileWriter {
+    return new ZstdFileWriter(call(() => addon.zstdEncoderOpen(path, params, pledgedSize)));
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    const next = this.pending.then(() => callAsync(() => addon.zstdEncoderWrite(this.encoder, chunk)));
+    this.pending = next.catch(() => undefined);
+    return next;
+  }
+
+  async finish(): Promise<ZstdTotals> {
+    await this.pending;
+    return callAsync(() => addon.zstdEncoderFinish(this.encoder));
+  }
+}
+
+/** The 512-byte header block(s) the core writes for one entry (PAX header included when needed). */
+export const tarEntryHeader = (entry: HeaderEntry, mtime: number): Buffer => call(() => addon.tarEntryHeader(entry, mtime));
+
+/** Streams entries → tar → zstd into `spec.output`, signing when a key is given. */
+export const pack = (spec: PackSpec): Promise<PackOutcome> => callAsync(() => addon.pack(spec));
+
+export const loadSigningKey = (path: string): SigningKey => call(() => addon.signingKeyLoad(path));
+export const signingKeyFromBytes = (bytes: Uint8Array): SigningKey => call(() => addon.signingKeyFromBytes(bytes));
+export const signingKeyInfo = (key: SigningKey): PublicKeyInfo => call(() => addon.signingKeyInfo(key));
+export const sign = (key: SigningKey, message: Uint8Array): Buffer => call(() => addon.ed25519Sign(key, message));
+
+/** `publicKey`: 32 raw bytes or the bytes of an SPKI PEM. */
+export const verifySignature = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean =>
+  call(() => addon.ed25519Verify(publicKey, message, signature));
+
+/** Reads a public key file's bytes (32 raw bytes or SPKI PEM). */
+export const parsePublicKey = (bytes: Uint8Array): PublicKeyInfo => call(() => addon.publicKeyParse(bytes));
+
+/** An exclusive `flock` on a directory, dropped by `release()` or when the process ends. */
+export class DirLock {
+  private constructor(private readonly raw: RawLock) {}
+
+  /** Takes the lock or throws `LockedError` at once. */
+  static acquire(path: string): DirLock {
+    return new DirLock(call(() => addon.dirLockTry(path)));
+  }
+
+  /** Waits up to `timeoutMs` for the lock, then throws `LockedError`. */
+  static async acquireWithin(path: string, timeoutMs: number): Promise<DirLock> {
+    return new DirLock(await callAsync(() => addon.dirLockWait(path, timeoutMs)));
+  }
+
+  get held(): boolean {
+    return call(() => addon.dirLockHeld(this.raw));
+  }
+
+  release(): void {
+    call(() => addon.dirLockRelease(this.raw));
+  }
+}
+
+/** Swaps two existing paths atomically (`renameat2(RENAME_EXCHANGE)`). */
+export const exchangePaths = (a: string, b: string): void => call(() => addon.renameExchange(a, b));
+
+/** fsync of a file, or of a directory to make renames inside it durable. */
+export const fsyncPath = (path: string): void => call(() => addon.fsyncPath(path));
+
+/** The raw addon, for tests that check how it treats values TypeScript would not allow. */
+export const rawAddonForTests: unknown = addon;
