@@ -89,6 +89,62 @@ export interface PublicKeyInfo {
   fingerprint: string;
 }
 
+/** One tar entry as read, fields as written (the verifier judges them). */
+export interface TarEntryFact {
+  /** Effective name: PAX `path`, else `prefix/name`, else `name`. */
+  name: string;
+  /** The typeflag byte as a one-character string (`'\0'` for an old-style regular file). */
+  type: string;
+  /** The size field (header-only types carry no content whatever it says). */
+  size: number;
+  linkname: string;
+  /** False when the name or link target is not valid UTF-8 (then they are shown lossily). */
+  validUtf8: boolean;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: number;
+  uname: string;
+  gname: string;
+  devmajor: number;
+  devminor: number;
+  /** Magic `ustar\0` and version `00`. */
+  ustar: boolean;
+  /** Offset of the entry's own header block in the tar. */
+  offset: number;
+  /** Keys of the PAX records applied to this entry, in order. */
+  paxKeys: string[];
+  /** Lowercase hex SHA-256 of the content, for regular files. */
+  sha256?: string;
+}
+
+export interface PackageFacts {
+  entries: TarEntryFact[];
+  manifest?: Buffer;
+  filesJson?: Buffer;
+  signature?: Buffer;
+  /** SHA-256 (hex) of the tar bytes before the signature entry's header; absent when unsigned. */
+  signedDigest?: string;
+  zeroBlocks: number;
+  trailingData: boolean;
+  truncated: boolean;
+  tarSize: number;
+  compressedSize: number;
+  /** Reading stopped after the first two entries (`metadataOnly`). */
+  partial: boolean;
+}
+
+export interface ReadPackageOptions {
+  /** The file is zstd-compressed (default) or a plain tar. */
+  compressed?: boolean;
+  /** Stop after the first two entries. */
+  metadataOnly?: boolean;
+  /** Decompressed-size bound (default 4 GiB). */
+  maxBytes?: number;
+  /** Entry-count bound (default 100,016). */
+  maxEntries?: number;
+}
+
 type HeaderEntry =
   | { name: string; type: 'file'; size: number }
   | { name: string; type: 'directory' }
@@ -116,6 +172,7 @@ interface RawAddon {
   zstdDecompress(data: Uint8Array, limits: DecompressLimits): Buffer;
   tarEntryHeader(entry: HeaderEntry, mtime: number): Buffer;
   pack(spec: PackSpec): Promise<PackOutcome>;
+  readPackage(path: string, options: ReadPackageOptions): Promise<PackageFacts>;
   signingKeyLoad(path: string): SigningKey;
   signingKeyFromBytes(bytes: Uint8Array): SigningKey;
   signingKeyInfo(key: SigningKey): PublicKeyInfo;
@@ -247,6 +304,10 @@ export const tarEntryHeader = (entry: HeaderEntry, mtime: number): Buffer => cal
 
 /** Streams entries → tar → zstd into `spec.output`, signing when a key is given. */
 export const pack = (spec: PackSpec): Promise<PackOutcome> => callAsync(() => addon.pack(spec));
+
+/** Reads a package in one streaming pass and reports what it holds (see `format/verify.ts`). */
+export const readPackage = (path: string, options: ReadPackageOptions = {}): Promise<PackageFacts> =>
+  callAsync(() => addon.readPackage(path, options));
 
 export const loadSigningKey = (path: string): SigningKey => call(() => addon.signingKeyLoad(path));
 export const signingKeyFromBytes = (bytes: Uint8Array): SigningKey => call(() => addon.signingKeyFromBytes(bytes));

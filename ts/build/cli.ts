@@ -1,17 +1,177 @@
 /**
- * `peipkg-build`: the command table. Each command's flags and description are declared here;
- * `help` and `--help` are generated from these declarations.
+ * `peipkg-build`: the command table. Each command declares its flags here; `help` and `--help`
+ * are generated from these declarations. Handlers turn flags into a typed request and call the
+ * module that does the work.
  */
 
 import type { Argv } from 'yargs';
 
 import { runTool } from '../cli.js';
+import { InputError } from '../errors.js';
+import {
+  booleanFlag,
+  durationFlag,
+  FlagBag,
+  integerFlag,
+  listFlag,
+  nameValueFlag,
+  optionalFlag,
+  requireFlags,
+  signingKeyFlag,
+  timestampFlag,
+} from '../flags.js';
+import { runBuild, type BuiltPackage } from './build.js';
+import { DEFAULT_ZSTD, zstdLevelProblem, type ZstdSettings } from './compression.js';
+import { describeSignature, inspectPackages } from './inspect.js';
+import { runPack } from './pack.js';
+import { ENV_NAME, RESERVED_ENV } from './script.js';
+import { DEFAULT_BUILD_USER, lookupBuildUser, runningAsRoot } from './user.js';
 
 export const TOOL = 'peipkg-build';
+
+const warn = (message: string): void => void process.stderr.write(`${TOOL}: warning: ${message}\n`);
+
+const value = (describe: string) => ({ type: 'string' as const, requiresArg: true, describe });
+
+function zstdSettings(args: FlagBag): ZstdSettings {
+  const level = integerFlag(args, 'zstd-level');
+  if (level === undefined) return DEFAULT_ZSTD;
+  const problem = zstdLevelProblem(level);
+  if (problem) throw new InputError(`--zstd-level: ${problem}`);
+  return { ...DEFAULT_ZSTD, level };
+}
+
+function buildEnv(args: FlagBag): Map<string, string> {
+  const pairs = nameValueFlag(args, 'build-env');
+  for (const name of pairs.keys()) {
+    if (!ENV_NAME.test(name)) throw new InputError(`run build script: build-env: invalid variable name "${name}"`);
+    if (RESERVED_ENV.includes(name)) throw new InputError(`run build script: build-env: "${name}" is reserved and cannot be overridden`);
+  }
+  return pairs;
+}
+
+function printPackages(packages: BuiltPackage[], json: boolean): void {
+  if (json) process.stdout.write(`${JSON.stringify({ packages }, null, 2)}\n`);
+  else for (const p of packages) process.stdout.write(`${p.path}\n`);
+}
+
+async function buildCommand(args: FlagBag): Promise<void> {
+  const zstd = zstdSettings(args);
+  const env = buildEnv(args);
+  const flags = requireFlags(args, ['recipe', 'source', 'version', 'source-ref', 'farm-id', 'timestamp', 'out']);
+  const timestamp = timestampFlag(flags.timestamp);
+  const timeoutMs = durationFlag(args, 'timeout');
+  const keyPath = optionalFlag(args, 'sign-key');
+  const signingKey = keyPath === undefined ? undefined : await signingKeyFlag(keyPath, 'sign-key', true);
+  const userName = optionalFlag(args, 'build-user');
+  if (userName !== undefined && !runningAsRoot()) throw new InputError('--build-user only applies when peipkg-build runs as root');
+  const user = runningAsRoot() ? await lookupBuildUser(userName ?? DEFAULT_BUILD_USER) : undefined;
+  const packages = await runBuild({
+    recipePath: flags.recipe,
+    sourceDir: flags.source,
+    version: flags.version,
+    sourceRef: flags['source-ref'],
+    farmId: flags['farm-id'],
+    timestamp,
+    outDir: flags.out,
+    signingKey,
+    buildEnv: env,
+    zstd,
+    timeoutMs,
+    user,
+    warn,
+  });
+  printPackages(packages, booleanFlag(args, 'json'));
+}
+
+async function packCommand(args: FlagBag): Promise<void> {
+  const zstd = zstdSettings(args);
+  const flags = requireFlags(args, ['manifest', 'staged', 'out']);
+  const keyPath = optionalFlag(args, 'sign-key');
+  const built = await runPack({
+    manifestPath: flags.manifest,
+    stagedDir: flags.staged,
+    outPath: flags.out,
+    signingKey: keyPath === undefined ? undefined : await signingKeyFlag(keyPath, 'sign-key', false),
+    zstd,
+    warn,
+  });
+  printPackages([built], booleanFlag(args, 'json'));
+}
+
+async function verifyCommand(args: FlagBag): Promise<void> {
+  const files = listFlag(args, 'files');
+  if (files.length === 0) throw new InputError('name at least one package file to verify');
+  const results = await inspectPackages({
+    files,
+    publicKeys: listFlag(args, 'public-key'),
+    requireSigned: booleanFlag(args, 'require-signed'),
+    strict: booleanFlag(args, 'strict'),
+  });
+  if (booleanFlag(args, 'json')) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  else {
+    for (const r of results) {
+      if (r.valid) process.stdout.write(`${r.path}: valid, ${describeSignature(r.signature)}\n${JSON.stringify(r.manifest, null, 2)}\n`);
+      else process.stdout.write(`${r.path}: INVALID\n${r.problems.map((p) => `  ${p}`).join('\n')}\n`);
+    }
+  }
+  if (results.some((r) => !r.valid)) process.exitCode = 1;
+}
+
+const handler =
+  (run: (args: FlagBag) => Promise<void>) =>
+  (args: unknown): Promise<void> =>
+    run(FlagBag.parse(args));
 
 export function declareCommands(parser: Argv): Argv {
   return parser
     .usage('$0 <command> [flags]\n\nBuilds byte-deterministic, signed .peipkg packages from a recipe and a source tree.')
+    .command(
+      'build',
+      'Run a recipe end to end: build.sh, partition, one .peipkg per [[package]]',
+      (y) =>
+        y
+          .option('recipe', value('path of peipkg.toml (its directory holds build.sh)'))
+          .option('source', value('source tree, given to build.sh as $SOURCE_DIR'))
+          .option('version', value('package version, [<epoch>:]<upstream>-<revision>'))
+          .option('source-ref', value('recorded as build.source_ref, e.g. git+<url>#refs/tags/<tag>'))
+          .option('farm-id', value('recorded as build.farm_id'))
+          .option('timestamp', value('YYYY-MM-DDTHH:MM:SSZ: every mtime and SOURCE_DATE_EPOCH'))
+          .option('out', value('output directory (created when packages are written)'))
+          .option('sign-key', value('Ed25519 private key (PKCS#8 PEM or 32-byte seed); omit for unsigned packages'))
+          .option('build-env', { ...value('extra variable for build.sh (repeatable)'), type: 'array', string: true })
+          .option('zstd-level', value(`zstd level 1-22 (default ${DEFAULT_ZSTD.level})`))
+          .option('timeout', value('stop build.sh after this long, e.g. 2h (default: no limit)'))
+          .option('build-user', value(`when run as root, the user build.sh runs as (default ${DEFAULT_BUILD_USER})`))
+          .option('json', { type: 'boolean', describe: 'print a JSON summary instead of one path per line' })
+          .example('$0 build --recipe hello/peipkg.toml --source src --version 1.0-1 --source-ref git+https://x#refs/tags/v1.0 --farm-id farm-1 --timestamp 2026-05-06T12:00:00Z --out out --sign-key farm.ed25519', ''),
+      handler(buildCommand),
+    )
+    .command(
+      'pack',
+      'Write one .peipkg from a resolved manifest.json and a staged tree',
+      (y) =>
+        y
+          .option('manifest', value('manifest JSON (name, version, architecture, build, relations…)'))
+          .option('staged', value('the tree to package'))
+          .option('out', value('output .peipkg path'))
+          .option('sign-key', value('Ed25519 private key; omit for an unsigned package'))
+          .option('zstd-level', value(`zstd level 1-22 (default ${DEFAULT_ZSTD.level})`))
+          .option('json', { type: 'boolean', describe: 'print a JSON summary instead of the path' }),
+      handler(packCommand),
+    )
+    .command(
+      'verify <files..>',
+      'Check packages against the format rules and print their manifests',
+      (y) =>
+        y
+          .positional('files', { type: 'string', array: true, describe: '.peipkg files' })
+          .option('public-key', { ...value('trusted public key (SPKI PEM or 32 raw bytes); repeatable'), type: 'array', string: true })
+          .option('require-signed', { type: 'boolean', describe: 'treat unsigned packages as invalid' })
+          .option('strict', { type: 'boolean', describe: 'also check layout and determinism rules (producer CI)' })
+          .option('json', { type: 'boolean', describe: 'print results as JSON' }),
+      handler(verifyCommand),
+    )
     .demandCommand(1, 'a command is required');
 }
 

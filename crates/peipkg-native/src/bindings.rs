@@ -14,6 +14,7 @@ use crate::ffi::napi::{export, Env, TypeTag, Value};
 use crate::hash::{self, FileDigest};
 use crate::pack::{self, Content, Entry, EntryKind, Spec};
 use crate::progress::Progress;
+use crate::read::{self, EntryFact, Limits, PackageFacts, ReadOptions};
 use crate::tar;
 use crate::zstd::{self, Encoder, Params, Totals};
 
@@ -39,6 +40,7 @@ pub fn register(env: Env, exports: Value) -> Result<()> {
         ("zstdDecompress", zstd_decompress),
         ("tarEntryHeader", tar_entry_header),
         ("pack", pack),
+        ("readPackage", read_package),
         ("signingKeyLoad", signing_key_load),
         ("signingKeyFromBytes", signing_key_from_bytes),
         ("signingKeyInfo", signing_key_info),
@@ -413,6 +415,90 @@ fn pack(env: Env, args: &[Value]) -> Result<Value> {
             Ok(o)
         },
     )
+}
+
+fn read_options(env: Env, v: Option<Value>) -> Result<ReadOptions> {
+    let mut opts = ReadOptions { limits: Limits::default(), compressed: true, metadata_only: false };
+    let Some(v) = v else { return Ok(opts) };
+    let flag = |key: &str| -> Result<Option<bool>> {
+        opt_prop(env, v, key, "options")?.map(|b| env.get_bool(b, &format!("options.{key}"))).transpose()
+    };
+    let count = |key: &str| -> Result<Option<u64>> {
+        opt_prop(env, v, key, "options")?.map(|n| env.get_u64(n, &format!("options.{key}"))).transpose()
+    };
+    if let Some(b) = flag("compressed")? {
+        opts.compressed = b;
+    }
+    if let Some(b) = flag("metadataOnly")? {
+        opts.metadata_only = b;
+    }
+    if let Some(n) = count("maxBytes")? {
+        opts.limits.max_bytes = n;
+    }
+    if let Some(n) = count("maxEntries")? {
+        opts.limits.max_entries = n as usize;
+    }
+    Ok(opts)
+}
+
+/// Bytes as a JS string; `None` when they are not UTF-8 (the caller marks the entry).
+fn utf8_value(env: Env, bytes: &[u8]) -> Result<(Value, bool)> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Ok((env.string(s)?, true)),
+        Err(_) => Ok((env.string(&String::from_utf8_lossy(bytes))?, false)),
+    }
+}
+
+fn entry_fact_value(env: Env, e: &EntryFact) -> Result<Value> {
+    let o = env.object()?;
+    let (name, name_ok) = utf8_value(env, &e.name)?;
+    let (link, link_ok) = utf8_value(env, &e.linkname)?;
+    let (uname, _) = utf8_value(env, &e.uname)?;
+    let (gname, _) = utf8_value(env, &e.gname)?;
+    env.set(o, "name", name)?;
+    env.set(o, "type", env.string(&(e.typeflag as char).to_string())?)?;
+    env.set(o, "size", env.number(e.size as f64)?)?;
+    env.set(o, "linkname", link)?;
+    env.set(o, "validUtf8", env.boolean(name_ok && link_ok)?)?;
+    for (key, n) in [("mode", e.mode), ("uid", e.uid), ("gid", e.gid), ("mtime", e.mtime), ("devmajor", e.devmajor), ("devminor", e.devminor), ("offset", e.offset)] {
+        env.set(o, key, env.number(n as f64)?)?;
+    }
+    env.set(o, "uname", uname)?;
+    env.set(o, "gname", gname)?;
+    env.set(o, "ustar", env.boolean(e.ustar)?)?;
+    let keys = e.pax_keys.iter().map(|k| env.string(k)).collect::<Result<Vec<_>>>()?;
+    env.set(o, "paxKeys", env.array(&keys)?)?;
+    if let Some(h) = &e.sha256 {
+        env.set(o, "sha256", env.string(&hash::to_hex(h))?)?;
+    }
+    Ok(o)
+}
+
+fn package_facts_value(env: Env, f: PackageFacts) -> Result<Value> {
+    let o = env.object()?;
+    let entries = f.entries.iter().map(|e| entry_fact_value(env, e)).collect::<Result<Vec<_>>>()?;
+    env.set(o, "entries", env.array(&entries)?)?;
+    for (key, bytes) in [("manifest", &f.manifest), ("filesJson", &f.files_json), ("signature", &f.signature)] {
+        if let Some(b) = bytes {
+            env.set(o, key, env.buffer(b)?)?;
+        }
+    }
+    if let Some(d) = &f.signed_digest {
+        env.set(o, "signedDigest", env.string(&hash::to_hex(d))?)?;
+    }
+    env.set(o, "zeroBlocks", env.number(f.zero_blocks as f64)?)?;
+    env.set(o, "trailingData", env.boolean(f.trailing_data)?)?;
+    env.set(o, "truncated", env.boolean(f.truncated)?)?;
+    env.set(o, "tarSize", env.number(f.tar_size as f64)?)?;
+    env.set(o, "compressedSize", env.number(f.compressed_size as f64)?)?;
+    env.set(o, "partial", env.boolean(f.partial)?)?;
+    Ok(o)
+}
+
+fn read_package(env: Env, args: &[Value]) -> Result<Value> {
+    let path = path_arg(env, args, 0, "path")?;
+    let opts = read_options(env, opt_arg(env, args, 1)?)?;
+    env.promise("peipkg.readPackage", move || read::read_package(&path, &opts), package_facts_value)
 }
 
 // --- Ed25519 -------------------------------------------------------------------------------

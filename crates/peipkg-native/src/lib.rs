@@ -15,6 +15,7 @@ mod ffi;
 pub mod hash;
 pub mod pack;
 pub mod progress;
+pub mod read;
 pub mod tar;
 pub mod zstd;
 

@@ -6,7 +6,7 @@
 //! is a different, single-threaded encoder). There is never a content checksum.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Code, Error, Result};
@@ -179,67 +179,132 @@ pub fn compress_file(input: &Path, output: &Path, params: &Params, progress: Opt
     result
 }
 
-/// Decompresses every frame `input` yields into `out`, refusing to produce more than `max_out`
-/// bytes (checked on every chunk, before the bytes are written).
-pub fn decompress(
-    mut input: impl Read,
-    out: &mut impl Write,
+/// A reader that decompresses every zstd frame of `input` and refuses (with `Code::Limit`) to
+/// produce more than `max_out` bytes: the bound is checked on every chunk, before it is returned.
+pub struct Decoder<R: Read> {
+    dctx: DCtx,
+    input: R,
+    label: PathBuf,
+    in_buf: Vec<u8>,
+    in_pos: usize,
+    in_len: usize,
+    input_done: bool,
+    frame_open: bool,
     max_out: u64,
-    window_log_max: i32,
-    label: &Path,
-) -> Result<Totals> {
-    let mut dctx = DCtx::new(window_log_max)?;
-    let mut in_buf = vec![0u8; 1 << 17];
-    let mut out_buf = vec![0u8; sys::decompress_out_size()];
-    let (mut bytes_in, mut bytes_out) = (0u64, 0u64);
-    let mut frame_open = false;
+    produced: u64,
+    consumed: u64,
+}
+
+/// Wraps a core error so it can travel through `std::io::Read`; `unwrap_io` takes it out again.
+fn wrap(e: Error) -> io::Error {
+    io::Error::other(e)
+}
+
+/// The core error inside an I/O error from a `Decoder` (or a plain I/O error, described as `action path`).
+pub fn unwrap_io(e: io::Error, action: &str, path: &Path) -> Error {
+    if e.get_ref().map(|inner| inner.is::<Error>()).unwrap_or(false) {
+        return *e.into_inner().expect("checked above").downcast::<Error>().expect("checked above");
+    }
+    Error::io(action, path, e)
+}
+
+impl<R: Read> Decoder<R> {
+    pub fn new(input: R, max_out: u64, window_log_max: i32, label: &Path) -> Result<Self> {
+        Ok(Decoder {
+            dctx: DCtx::new(window_log_max)?,
+            input,
+            label: label.to_path_buf(),
+            in_buf: vec![0u8; 1 << 17],
+            in_pos: 0,
+            in_len: 0,
+            input_done: false,
+            frame_open: false,
+            max_out,
+            produced: 0,
+            consumed: 0,
+        })
+    }
+
+    pub fn totals(&self) -> Totals {
+        Totals { bytes_in: self.consumed, bytes_out: self.produced }
+    }
+
+    fn account(&mut self, n: usize) -> io::Result<usize> {
+        self.produced += n as u64;
+        if self.produced > self.max_out {
+            return Err(wrap(Error::new(
+                Code::Limit,
+                format!("{}: decompressed data exceeds the limit of {} bytes", self.label.display(), self.max_out),
+            )));
+        }
+        Ok(n)
+    }
+}
+
+impl<R: Read> Read for Decoder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if self.in_pos == self.in_len && !self.input_done {
+                let n = loop {
+                    match self.input.read(&mut self.in_buf) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        other => break other?,
+                    }
+                };
+                self.in_pos = 0;
+                self.in_len = n;
+                self.consumed += n as u64;
+                self.input_done = n == 0;
+            }
+            let mut out_pos = 0;
+            let mut used = 0;
+            let hint = self
+                .dctx
+                .decompress_stream(buf, &mut out_pos, &self.in_buf[self.in_pos..self.in_len], &mut used)
+                .map_err(|e| wrap(Error::new(e.code, format!("{}: {}", self.label.display(), e.message))))?;
+            self.in_pos += used;
+            if out_pos > 0 || used > 0 {
+                self.frame_open = hint != 0;
+            }
+            if out_pos > 0 {
+                return self.account(out_pos);
+            }
+            if self.input_done && self.in_pos == self.in_len {
+                let problem = if self.consumed == 0 {
+                    "empty input is not a zstd frame"
+                } else if self.frame_open {
+                    "truncated zstd frame"
+                } else {
+                    return Ok(0);
+                };
+                return Err(wrap(Error::new(Code::Zstd, format!("{}: {problem}", self.label.display()))));
+            }
+        }
+    }
+}
+
+/// Decompresses `input` into `out` under the `max_out` bound.
+pub fn decompress(input: impl Read, out: &mut impl Write, max_out: u64, window_log_max: i32, label: &Path) -> Result<Totals> {
+    let mut decoder = Decoder::new(input, max_out, window_log_max, label)?;
+    let mut buf = vec![0u8; sys::decompress_out_size()];
     loop {
-        let n = input.read(&mut in_buf).map_err(|e| Error::io("read", label, e))?;
+        let n = decoder.read(&mut buf).map_err(|e| unwrap_io(e, "read", label))?;
         if n == 0 {
             break;
         }
-        bytes_in += n as u64;
-        let mut in_pos = 0;
-        while in_pos < n {
-            let mut out_pos = 0;
-            let hint = dctx.decompress_stream(&mut out_buf, &mut out_pos, &in_buf[..n], &mut in_pos)?;
-            frame_open = hint != 0;
-            bytes_out += out_pos as u64;
-            if bytes_out > max_out {
-                return Err(Error::new(Code::Limit, format!("decompressed data exceeds the limit of {max_out} bytes")));
-            }
-            out.write_all(&out_buf[..out_pos]).map_err(|e| Error::io("write", label, e))?;
-        }
-        // Drain output that libzstd still holds for the consumed input.
-        loop {
-            let mut out_pos = 0;
-            let mut none = 0;
-            let hint = dctx.decompress_stream(&mut out_buf, &mut out_pos, &[], &mut none)?;
-            if out_pos == 0 {
-                break;
-            }
-            frame_open = hint != 0;
-            bytes_out += out_pos as u64;
-            if bytes_out > max_out {
-                return Err(Error::new(Code::Limit, format!("decompressed data exceeds the limit of {max_out} bytes")));
-            }
-            out.write_all(&out_buf[..out_pos]).map_err(|e| Error::io("write", label, e))?;
-        }
-    }
-    if bytes_in == 0 {
-        return Err(Error::new(Code::Zstd, format!("{}: empty input is not a zstd frame", label.display())));
-    }
-    if frame_open {
-        return Err(Error::new(Code::Zstd, format!("{}: truncated zstd frame", label.display())));
+        out.write_all(&buf[..n]).map_err(|e| Error::io("write", label, e))?;
     }
     out.flush().map_err(|e| Error::io("write", label, e))?;
-    Ok(Totals { bytes_in, bytes_out })
+    Ok(decoder.totals())
 }
 
 pub fn decompress_file(input: &Path, output: &Path, max_out: u64, window_log_max: i32) -> Result<Totals> {
     let src = File::open(input).map_err(|e| Error::io("open", input, e))?;
     let mut dst = std::io::BufWriter::new(create_output(output)?);
-    let result = decompress(std::io::BufReader::new(src), &mut dst, max_out, window_log_max, input);
+    let result = decompress(src, &mut dst, max_out, window_log_max, input);
     drop(dst);
     if result.is_err() {
         let _ = std::fs::remove_file(output);

@@ -1,0 +1,227 @@
+/**
+ * `peipkg-build build`: recipe → build.sh → partition → one signed package per stanza
+ * (`recipes-and-farm.md` §4.1), checked before anything is written and emitted all or nothing.
+ *
+ * Order: every check that needs no build runs first (flags, recipe, version, key); then the script
+ * runs in a private scratch area; then the staged tree is partitioned and validated as a whole;
+ * only then are packages written, into a temporary directory inside `--out`, and renamed in.
+ */
+
+import { mkdir, mkdtemp, rm, chmod, stat } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+
+import { execa } from 'execa';
+
+import { InputError } from '../errors.js';
+import { manifestProblems, manifestWarnings } from '../format/manifest.js';
+import { packageFileName } from '../format/names.js';
+import { timestampSeconds } from '../format/timestamp.js';
+import { versionProblem } from '../format/version.js';
+import { pack, sha256Files, type FileDigest, type SigningKey } from '../native.js';
+import { packageEntries, payloadOf, stanzaManifest, type BuildInfo } from './assemble.js';
+import { OutputBatch } from './output.js';
+import { partition, payloadProblems, PartitionError } from './partition.js';
+import { loadRecipe, type Recipe } from './recipe.js';
+import { runBuildScript, type BuildUser } from './script.js';
+import { walkStaged, type StagedEntry } from './stage.js';
+import { chownTree } from './user.js';
+import type { ZstdSettings } from './compression.js';
+
+export interface BuildRequest {
+  recipePath: string;
+  sourceDir: string;
+  version: string;
+  sourceRef: string;
+  farmId: string;
+  timestamp: string;
+  outDir: string;
+  signingKey: SigningKey | undefined;
+  buildEnv: ReadonlyMap<string, string>;
+  zstd: ZstdSettings;
+  timeoutMs: number | undefined;
+  /** Set when running as root: build.sh runs as this user. */
+  user: BuildUser | undefined;
+  warn: (message: string) => void;
+}
+
+export interface BuiltPackage {
+  path: string;
+  name: string;
+  version: string;
+  architecture: string;
+  size: number;
+  signed: boolean;
+}
+
+/** Everything that must hold before build.sh runs (D-6): the version and the recipe's own rules. */
+async function preflight(request: BuildRequest): Promise<Recipe> {
+  const version = versionProblem(request.version);
+  if (version) throw new InputError(`--version "${request.version}": ${version}`);
+  const { recipe } = await loadRecipe(request.recipePath);
+  if (recipe.signs.length > 0) {
+    throw new InputError(`${recipe.path}: [[sign]] needs binary signing keys (--binary-sign-key), which this build does not support yet`);
+  }
+  return recipe;
+}
+
+/** When build.sh runs as another user, it needs a source tree it owns: use `--source` if the user owns it, else a private copy. */
+async function sourceFor(request: BuildRequest, scratch: string): Promise<string> {
+  const source = resolve(request.sourceDir);
+  const user = request.user;
+  if (!user) return source;
+  let owner: number | undefined;
+  try {
+    owner = (await stat(source)).uid;
+  } catch {
+    return source; // the contract does not require it to exist (§3.4)
+  }
+  if (owner === user.uid) return source;
+  const copy = join(scratch, 'source');
+  request.warn(`build.sh runs as ${user.name}, which does not own ${source}; it gets a private copy as $SOURCE_DIR`);
+  await execa('cp', ['-a', '--reflink=auto', `${source}/.`, `${copy}/`], { stdio: 'ignore' }).catch(async () => {
+    await mkdir(copy, { recursive: true });
+    await execa('cp', ['-a', `${source}/.`, `${copy}/`]);
+  });
+  await chownTree(copy, user);
+  return copy;
+}
+
+/** build.sh, running as `user`, must be able to reach its scratch area through every parent directory. */
+async function checkReachable(scratch: string, user: BuildUser): Promise<void> {
+  for (let dir = dirname(scratch); ; dir = dirname(dir)) {
+    const info = await stat(dir);
+    if (info.uid !== user.uid && (info.mode & 0o001) === 0) {
+      throw new InputError(
+        `build.sh runs as ${user.name}, who cannot enter ${dir} (mode ${(info.mode & 0o777).toString(8)}); ` +
+          'point TMPDIR at a directory others can traverse, such as /tmp',
+      );
+    }
+    if (dir === dirname(dir)) return;
+  }
+}
+
+/** As root, every staged entry must belong to the build user: anything else is not the script's work. */
+function foreignEntries(staged: readonly StagedEntry[], user: BuildUser | undefined): string[] {
+  if (!user) return [];
+  return staged.filter((e) => e.uid !== user.uid).map((e) => e.path);
+}
+
+async function hashClaimed(destDir: string, claims: readonly StagedEntry[][]): Promise<Map<string, FileDigest>> {
+  const files = claims.flat().filter((e) => e.kind === 'file').map((e) => e.path);
+  const results = await sha256Files(files.map((p) => join(destDir, p)));
+  const digests = new Map<string, FileDigest>();
+  results.forEach((r, i) => {
+    if ('error' in r) throw r.error;
+    digests.set(files[i]!, r);
+  });
+  return digests;
+}
+
+export async function runBuild(request: BuildRequest): Promise<BuiltPackage[]> {
+  const recipe = await preflight(request);
+  const info: BuildInfo = {
+    version: request.version,
+    timestamp: request.timestamp,
+    farmId: request.farmId,
+    sourceRef: request.sourceRef,
+    license: recipe.license,
+    homepage: recipe.homepage,
+  };
+  const scratch = await mkdtemp(join(tmpdir(), 'peipkg-build-'));
+  let batch: OutputBatch | undefined;
+  const abort = new AbortController();
+  let scriptRunning = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (scriptRunning) {
+      abort.abort(`interrupted by ${signal}`);
+      return;
+    }
+    batch?.discardNow();
+    rmSync(scratch, { recursive: true, force: true });
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await chmod(scratch, 0o700);
+    const destDir = join(scratch, 'destdir');
+    const workDir = join(scratch, 'work');
+    await mkdir(destDir, { mode: 0o755 });
+    await mkdir(workDir, { mode: 0o755 });
+    if (request.user) {
+      await checkReachable(scratch, request.user);
+      await chownTree(scratch, request.user);
+    }
+    const sourceDir = await sourceFor(request, scratch);
+
+    scriptRunning = true;
+    try {
+      await runBuildScript({
+        script: recipe.buildScript,
+        sourceDir,
+        destDir,
+        workDir,
+        epochSeconds: timestampSeconds(request.timestamp),
+        buildEnv: request.buildEnv,
+        user: request.user,
+        timeoutMs: request.timeoutMs,
+        signal: abort.signal,
+      });
+    } finally {
+      scriptRunning = false;
+    }
+
+    const staged = await walkStaged(destDir);
+    const foreign = foreignEntries(staged, request.user);
+    if (foreign.length > 0) {
+      throw new InputError(`staged entries not owned by the build user ${request.user?.name} (refusing to pack them):\n${foreign.map((p) => `  ${p}`).join('\n')}`);
+    }
+    const { claims, unmatched } = partition(recipe.packages, staged);
+    for (const line of unmatched) request.warn(line);
+    const problems = payloadProblems(recipe.packages, claims);
+    if (problems.length > 0) throw new PartitionError(`payload validation failed:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+
+    const digests = await hashClaimed(destDir, claims);
+    const planned = recipe.packages.map((stanza, i) => {
+      const payload = payloadOf(claims[i]!, digests);
+      const manifest = stanzaManifest(stanza, info, payload.files);
+      const manifestIssues = manifestProblems(manifest, 'producer');
+      if (manifestIssues.length > 0) throw new InputError(`package ${stanza.name}:\n${manifestIssues.map((p) => `  ${p}`).join('\n')}`);
+      for (const warning of manifestWarnings(manifest)) request.warn(warning);
+      return { manifest, payload };
+    });
+
+    batch = await OutputBatch.open(resolve(request.outDir));
+    const built: BuiltPackage[] = [];
+    for (const { manifest, payload } of planned) {
+      const file = packageFileName(manifest.name, manifest.version, manifest.architecture);
+      const outcome = await pack({
+        output: batch.reserve(file),
+        mtime: timestampSeconds(request.timestamp),
+        root: destDir,
+        entries: packageEntries(manifest, payload),
+        ...(request.signingKey ? { signingKey: request.signingKey } : {}),
+        compression: { level: request.zstd.level, overlapLog: request.zstd.overlapLog },
+        fsync: true,
+      });
+      built.push({
+        path: join(batch.dir, file),
+        name: manifest.name,
+        version: manifest.version,
+        architecture: manifest.architecture,
+        size: outcome.outputSize,
+        signed: outcome.signature !== undefined,
+      });
+    }
+    await batch.commit();
+    batch = undefined;
+    return built;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await batch?.discard();
+    await rm(scratch, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * The unprivileged account build scripts run as when peipkg runs as root (DECISIONS.md, Recipes
+ * and build): looked up through NSS (`getent`), so LDAP/sssd accounts work too.
+ */
+
+import { lstat, readdir, chown } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { execa } from 'execa';
+
+import { InputError } from '../errors.js';
+import type { BuildUser } from './script.js';
+
+export const DEFAULT_BUILD_USER = 'peipkg-build';
+
+export function runningAsRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+export async function lookupBuildUser(name: string): Promise<BuildUser> {
+  const result = await execa('getent', ['passwd', name], { reject: false });
+  const fields = result.exitCode === 0 ? result.stdout.split('\n')[0]?.split(':') : undefined;
+  const uid = Number(fields?.[2]);
+  const gid = Number(fields?.[3]);
+  if (!fields || !Number.isInteger(uid) || !Number.isInteger(gid)) {
+    throw new InputError(
+      `build user "${name}" does not exist. peipkg runs build scripts as an unprivileged user when it runs as root; ` +
+        `create it with \`useradd --system --user-group --home-dir /nonexistent --shell /usr/sbin/nologin ${name}\` ` +
+        `(the README's set-up does), or name another with --build-user`,
+    );
+  }
+  if (uid === 0) throw new InputError(`build user "${name}" is root (uid 0); build scripts must run unprivileged`);
+  return { name, uid, gid };
+}
+
+/** `chown -R` without following symlinks. */
+export async function chownTree(path: string, user: BuildUser): Promise<void> {
+  const info = await lstat(path);
+  if (info.isSymbolicLink()) return;
+  await chown(path, user.uid, user.gid);
+  if (info.isDirectory()) {
+    for (const name of await readdir(path)) await chownTree(join(path, name), user);
+  }
+}
