@@ -460,7 +460,15 @@ fn entry_fact_value(env: Env, e: &EntryFact) -> Result<Value> {
     env.set(o, "size", env.number(e.size as f64)?)?;
     env.set(o, "linkname", link)?;
     env.set(o, "validUtf8", env.boolean(name_ok && link_ok)?)?;
-    for (key, n) in [("mode", e.mode), ("uid", e.uid), ("gid", e.gid), ("mtime", e.mtime), ("devmajor", e.devmajor), ("devminor", e.devminor), ("offset", e.offset)] {
+    for (key, n) in [
+        ("mode", e.mode),
+        ("uid", e.uid),
+        ("gid", e.gid),
+        ("mtime", e.mtime),
+        ("devmajor", e.devmajor),
+        ("devminor", e.devminor),
+        ("offset", e.offset),
+    ] {
         env.set(o, key, env.number(n as f64)?)?;
     }
     env.set(o, "uname", uname)?;

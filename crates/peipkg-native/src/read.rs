@@ -145,7 +145,10 @@ fn parse_pax(data: &[u8]) -> std::result::Result<Vec<(String, Vec<u8>)>, String>
     while !rest.is_empty() {
         let sp = rest.iter().position(|&c| c == b' ').ok_or("PAX record without a length")?;
         let len_text = std::str::from_utf8(&rest[..sp]).map_err(|_| "PAX record length is not decimal")?;
-        if len_text.is_empty() || !len_text.bytes().all(|c| c.is_ascii_digit()) || (len_text.len() > 1 && len_text.starts_with('0')) {
+        if len_text.is_empty()
+            || !len_text.bytes().all(|c| c.is_ascii_digit())
+            || (len_text.len() > 1 && len_text.starts_with('0'))
+        {
             return Err(format!("PAX record length {len_text:?} is not a decimal number"));
         }
         let len: usize = len_text.parse().map_err(|_| "PAX record length out of range")?;
@@ -308,7 +311,11 @@ fn walk(src: &mut Tracked<impl Read>, path: &Path, opts: &ReadOptions, facts: &m
             facts.signed_digest = Some(before.finalize().into());
         }
         if facts.entries.len() >= opts.limits.max_entries {
-            return Err(Error::at(Code::Limit, path, format!("{}: more than {} entries", path.display(), opts.limits.max_entries)));
+            return Err(Error::at(
+                Code::Limit,
+                path,
+                format!("{}: more than {} entries", path.display(), opts.limits.max_entries),
+            ));
         }
         // Go's reader gives header-only types no content, whatever their size field says.
         let header_only = matches!(typeflag, b'1' | b'2' | b'3' | b'4' | b'5' | b'6');
@@ -320,7 +327,11 @@ fn walk(src: &mut Tracked<impl Read>, path: &Path, opts: &ReadOptions, facts: &m
                     return Err(Error::at(
                         Code::Limit,
                         path,
-                        format!("{}: {} is {size} bytes, more than the {max} allowed", path.display(), String::from_utf8_lossy(&fact.name)),
+                        format!(
+                            "{}: {} is {size} bytes, more than the {max} allowed",
+                            path.display(),
+                            String::from_utf8_lossy(&fact.name)
+                        ),
                     ));
                 }
             }
@@ -382,16 +393,29 @@ pub fn read_package(path: &Path, opts: &ReadOptions) -> Result<PackageFacts> {
     }
     let mut facts = PackageFacts::default();
     if opts.compressed {
-        let decoder = Decoder::new(BufReader::with_capacity(1 << 17, file), opts.limits.max_bytes, opts.limits.window_log_max, path)?;
+        let decoder = Decoder::new(
+            BufReader::with_capacity(1 << 17, file),
+            opts.limits.max_bytes,
+            opts.limits.window_log_max,
+            path,
+        )?;
         let mut src = Tracked { inner: decoder, hasher: Sha256::new(), offset: 0 };
         walk(&mut src, path, opts, &mut facts)?;
         facts.compressed_size = src.inner.totals().bytes_in;
         facts.tar_size = src.offset;
     } else {
-        let mut src = Tracked { inner: BufReader::with_capacity(1 << 17, file.take(opts.limits.max_bytes + 1)), hasher: Sha256::new(), offset: 0 };
+        let mut src = Tracked {
+            inner: BufReader::with_capacity(1 << 17, file.take(opts.limits.max_bytes + 1)),
+            hasher: Sha256::new(),
+            offset: 0,
+        };
         walk(&mut src, path, opts, &mut facts)?;
         if src.offset > opts.limits.max_bytes {
-            return Err(Error::at(Code::Limit, path, format!("{}: more than {} bytes", path.display(), opts.limits.max_bytes)));
+            return Err(Error::at(
+                Code::Limit,
+                path,
+                format!("{}: more than {} bytes", path.display(), opts.limits.max_bytes),
+            ));
         }
         facts.tar_size = src.offset;
         facts.compressed_size = src.offset;

@@ -287,7 +287,13 @@ impl<R: Read> Read for Decoder<R> {
 }
 
 /// Decompresses `input` into `out` under the `max_out` bound.
-pub fn decompress(input: impl Read, out: &mut impl Write, max_out: u64, window_log_max: i32, label: &Path) -> Result<Totals> {
+pub fn decompress(
+    input: impl Read,
+    out: &mut impl Write,
+    max_out: u64,
+    window_log_max: i32,
+    label: &Path,
+) -> Result<Totals> {
     let mut decoder = Decoder::new(input, max_out, window_log_max, label)?;
     let mut buf = vec![0u8; sys::decompress_out_size()];
     loop {
