@@ -10,9 +10,7 @@
 import { mkdir, mkdtemp, rm, chmod, stat } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-
-import { execa } from 'execa';
+import { dirname, join, relative, resolve } from 'node:path';
 
 import { InputError } from '../errors.js';
 import { manifestProblems, manifestWarnings } from '../format/manifest.js';
@@ -26,7 +24,7 @@ import { partition, payloadProblems, PartitionError } from './partition.js';
 import { loadRecipe, type Recipe } from './recipe.js';
 import { runBuildScript, type BuildUser } from './script.js';
 import { walkStaged, type StagedEntry } from './stage.js';
-import { chownTree } from './user.js';
+import { chownTree, privateCopy } from './user.js';
 import type { ZstdSettings } from './compression.js';
 
 export interface BuildRequest {
@@ -79,12 +77,8 @@ async function sourceFor(request: BuildRequest, scratch: string): Promise<string
   }
   if (owner === user.uid) return source;
   const copy = join(scratch, 'source');
-  request.warn(`build.sh runs as ${user.name}, which does not own ${source}; it gets a private copy as $SOURCE_DIR`);
-  await execa('cp', ['-a', '--reflink=auto', `${source}/.`, `${copy}/`], { stdio: 'ignore' }).catch(async () => {
-    await mkdir(copy, { recursive: true });
-    await execa('cp', ['-a', `${source}/.`, `${copy}/`]);
-  });
-  await chownTree(copy, user);
+  request.warn(`build.sh runs as ${user.name}, which does not own ${source}, so $SOURCE_DIR is a private copy of it`);
+  await privateCopy(source, copy, user);
   return copy;
 }
 
@@ -100,6 +94,18 @@ async function checkReachable(scratch: string, user: BuildUser): Promise<void> {
     }
     if (dir === dirname(dir)) return;
   }
+}
+
+/**
+ * When build.sh runs as another user, it runs from a private copy of the recipe directory owned by
+ * that user: the original may sit where the user cannot read it (a clone under /root), and the
+ * build cannot change the recipe it was given. `$0` still has the recipe's other files beside it.
+ */
+async function scriptFor(recipe: Recipe, user: BuildUser | undefined, scratch: string): Promise<string> {
+  if (!user) return recipe.buildScript;
+  const copy = join(scratch, 'recipe');
+  await privateCopy(recipe.dir, copy, user);
+  return join(copy, relative(recipe.dir, recipe.buildScript));
 }
 
 /** As root, every staged entry must belong to the build user: anything else is not the script's work. */
@@ -155,11 +161,12 @@ export async function runBuild(request: BuildRequest): Promise<BuiltPackage[]> {
       await chownTree(scratch, request.user);
     }
     const sourceDir = await sourceFor(request, scratch);
+    const script = await scriptFor(recipe, request.user, scratch);
 
     scriptRunning = true;
     try {
       await runBuildScript({
-        script: recipe.buildScript,
+        script,
         sourceDir,
         destDir,
         workDir,

@@ -139,7 +139,7 @@ export function declareCommands(parser: Argv): Argv {
           .option('timestamp', value('YYYY-MM-DDTHH:MM:SSZ: every mtime and SOURCE_DATE_EPOCH'))
           .option('out', value('output directory (created when packages are written)'))
           .option('sign-key', value('Ed25519 private key (PKCS#8 PEM or 32-byte seed); omit for unsigned packages'))
-          .option('build-env', { ...value('extra variable for build.sh (repeatable)'), type: 'array', string: true })
+          .option('build-env', value('NAME=VALUE: an extra variable for build.sh (repeatable)'))
           .option('zstd-level', value(`zstd level 1-22 (default ${DEFAULT_ZSTD.level})`))
           .option('timeout', value('stop build.sh after this long, e.g. 2h (default: no limit)'))
           .option('build-user', value(`when run as root, the user build.sh runs as (default ${DEFAULT_BUILD_USER})`))
@@ -166,7 +166,7 @@ export function declareCommands(parser: Argv): Argv {
       (y) =>
         y
           .positional('files', { type: 'string', array: true, describe: '.peipkg files' })
-          .option('public-key', { ...value('trusted public key (SPKI PEM or 32 raw bytes); repeatable'), type: 'array', string: true })
+          .option('public-key', value('trusted public key (SPKI PEM or 32 raw bytes); repeatable'))
           .option('require-signed', { type: 'boolean', describe: 'treat unsigned packages as invalid' })
           .option('strict', { type: 'boolean', describe: 'also check layout and determinism rules (producer CI)' })
           .option('json', { type: 'boolean', describe: 'print results as JSON' }),

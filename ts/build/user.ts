@@ -3,7 +3,7 @@
  * and build): looked up through NSS (`getent`), so LDAP/sssd accounts work too.
  */
 
-import { lstat, readdir, chown } from 'node:fs/promises';
+import { chown, lstat, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { execa } from 'execa';
@@ -41,4 +41,11 @@ export async function chownTree(path: string, user: BuildUser): Promise<void> {
   if (info.isDirectory()) {
     for (const name of await readdir(path)) await chownTree(join(path, name), user);
   }
+}
+
+/** Copies the tree `from` to `to` (symlinks kept as links, modes kept) and gives it to `user`. */
+export async function privateCopy(from: string, to: string, user: BuildUser): Promise<void> {
+  await mkdir(to, { recursive: true });
+  await execa('cp', ['-a', '--reflink=auto', `${from}/.`, `${to}/`]);
+  await chownTree(to, user);
 }
