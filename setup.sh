@@ -26,8 +26,9 @@ fi
 say "installing Debian packages (toolchain, crate sources, test tools)"
 $SUDO apt-get update -qq
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-  ca-certificates gcc libc6-dev make patch xz-utils tar zstd openssl git strace rclone procps \
-  librust-sha2-dev librust-ring-dev librust-libc-dev librust-cc-dev librust-base64-dev >/dev/null
+  ca-certificates gcc libc6-dev make patch xz-utils tar zstd openssl git strace rclone procps chromium \
+  librust-sha2-dev librust-ring-dev librust-libc-dev librust-cc-dev librust-base64-dev \
+  librust-serde-json-dev librust-serde-derive-dev >/dev/null
 
 # Rust: rustup's toolchain when present (it is on these machines), otherwise Debian's rustc-web.
 # The addon needs Rust 1.89+ (std's File::lock).

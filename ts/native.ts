@@ -21,6 +21,7 @@ export type SigningKey = { readonly [handle]: 'SigningKey' };
 export type Progress = { readonly [handle]: 'Progress' };
 type RawLock = { readonly [handle]: 'DirLock' };
 type RawEncoder = { readonly [handle]: 'ZstdEncoder' };
+type RawIndexStore = { readonly [handle]: 'IndexStore' };
 
 export interface FileDigest {
   /** Lowercase hex. */
@@ -145,6 +146,27 @@ export interface ReadPackageOptions {
   maxEntries?: number;
 }
 
+/** The top-level members of an index document (`repository.md` §5.1). */
+export interface IndexHeader {
+  schemaVersion: number;
+  repo: string;
+  kind: string;
+  indexVersion: number;
+  generatedAt: string;
+}
+
+/** The fields of an index entry that rules work from; the rest stays in native memory. */
+export interface IndexEntryKey {
+  /** Position in the store. */
+  id: number;
+  name: string;
+  version: string;
+  architecture: string;
+  /** `hash.value`. */
+  hash: string;
+  url: string;
+}
+
 type HeaderEntry =
   | { name: string; type: 'file'; size: number }
   | { name: string; type: 'directory' }
@@ -173,6 +195,13 @@ interface RawAddon {
   tarEntryHeader(entry: HeaderEntry, mtime: number): Buffer;
   pack(spec: PackSpec): Promise<PackOutcome>;
   readPackage(path: string, options: ReadPackageOptions): Promise<PackageFacts>;
+  indexStoreCreate(): RawIndexStore;
+  indexLoad(store: RawIndexStore, path: string): Promise<{ header: IndexHeader; sha256: string; size: number; first: number; count: number; keys: string }>;
+  indexInspect(path: string): Promise<{ header: IndexHeader; sha256: string; size: number }>;
+  indexAddEntries(store: RawIndexStore, entriesJson: string): { first: number; count: number };
+  indexWrite(store: RawIndexStore, path: string, header: IndexHeader, order: Uint32Array): Promise<{ sha256: string; size: number }>;
+  indexEntryJson(store: RawIndexStore, index: number): string;
+  indexSiteRows(store: RawIndexStore, ids: Uint32Array, activeIds: Uint32Array): Promise<string>;
   signingKeyLoad(path: string): SigningKey;
   signingKeyFromBytes(bytes: Uint8Array): SigningKey;
   signingKeyInfo(key: SigningKey): PublicKeyInfo;
@@ -308,6 +337,55 @@ export const pack = (spec: PackSpec): Promise<PackOutcome> => callAsync(() => ad
 /** Reads a package in one streaming pass and reports what it holds (see `format/verify.ts`). */
 export const readPackage = (path: string, options: ReadPackageOptions = {}): Promise<PackageFacts> =>
   callAsync(() => addon.readPackage(path, options));
+
+/**
+ * Index entries held in native memory (`crates/peipkg-native/src/index.rs`): loading a 100,000-entry
+ * archive and writing it back canonically takes a fraction of what JavaScript's JSON would.
+ */
+export class IndexStore {
+  private constructor(private readonly raw: RawIndexStore) {}
+
+  static create(): IndexStore {
+    return new IndexStore(call(() => addon.indexStoreCreate()));
+  }
+
+  /** Adds a document's entries; returns its header, the SHA-256 of its bytes, and the entries' keys. */
+  async load(path: string): Promise<{ header: IndexHeader; sha256: string; size: number; entries: IndexEntryKey[] }> {
+    const loaded = await callAsync(() => addon.indexLoad(this.raw, path));
+    const fields = loaded.keys.split('\0');
+    const entries: IndexEntryKey[] = [];
+    for (let i = 0; i < loaded.count; i++) {
+      const f = i * 5;
+      entries.push({ id: loaded.first + i, name: fields[f]!, version: fields[f + 1]!, architecture: fields[f + 2]!, hash: fields[f + 3]!, url: fields[f + 4]! });
+    }
+    return { header: loaded.header, sha256: loaded.sha256, size: loaded.size, entries };
+  }
+
+  /** Adds entries given as JSON text (an array of entry objects); returns their ids. */
+  add(entriesJson: string): number[] {
+    const { first, count } = call(() => addon.indexAddEntries(this.raw, entriesJson));
+    return Array.from({ length: count }, (_, i) => first + i);
+  }
+
+  /** Writes a canonical index document of the entries `ids`, in that order, to a new file. */
+  write(path: string, header: IndexHeader, ids: readonly number[]): Promise<{ sha256: string; size: number }> {
+    return callAsync(() => addon.indexWrite(this.raw, path, header, Uint32Array.from(ids)));
+  }
+
+  /** The browse site's rows for `ids` (see `repo/site`), as JSON text. */
+  siteRows(ids: readonly number[], activeIds: readonly number[]): Promise<string> {
+    return callAsync(() => addon.indexSiteRows(this.raw, Uint32Array.from(ids), Uint32Array.from(activeIds)));
+  }
+
+  /** One entry's canonical JSON. */
+  entryJson(id: number): string {
+    return call(() => addon.indexEntryJson(this.raw, id));
+  }
+}
+
+/** An index document's header, SHA-256 and size, without keeping its entries. */
+export const inspectIndex = (path: string): Promise<{ header: IndexHeader; sha256: string; size: number }> =>
+  callAsync(() => addon.indexInspect(path));
 
 export const loadSigningKey = (path: string): SigningKey => call(() => addon.signingKeyLoad(path));
 export const signingKeyFromBytes = (bytes: Uint8Array): SigningKey => call(() => addon.signingKeyFromBytes(bytes));

@@ -191,8 +191,10 @@ function extensionSign(next: Segment): -1 | 1 {
 /** Upstream-only comparison (exported for the manager's min_version filter and for tests). */
 export function compareUpstreams(a: string, b: string): -1 | 0 | 1 {
   if (a === b) return 0;
-  const left = tokenise(a);
-  const right = tokenise(b);
+  return compareSegmentLists(tokenise(a), tokenise(b));
+}
+
+function compareSegmentLists(left: readonly Segment[], right: readonly Segment[]): -1 | 0 | 1 {
   const common = Math.min(left.length, right.length);
   for (let i = 0; i < common; i++) {
     const result = compareSegments(left[i]!, right[i]!);
@@ -218,4 +220,20 @@ export function compareVersions(a: Version | string, b: Version | string): -1 | 
     compareUpstreams(left.upstream, right.upstream) ||
     compareIntegers(left.revision, right.revision)
   );
+}
+
+/** A version tokenised once, for sorting many versions (an archive) without re-tokenising. */
+export interface VersionSortKey {
+  readonly epoch: bigint;
+  readonly segments: readonly Segment[];
+  readonly revision: bigint;
+}
+
+export function versionSortKey(v: Version): VersionSortKey {
+  return { epoch: v.epoch, segments: tokenise(v.upstream), revision: v.revision };
+}
+
+/** The same order as `compareVersions`, over precomputed keys. */
+export function compareSortKeys(a: VersionSortKey, b: VersionSortKey): -1 | 0 | 1 {
+  return compareIntegers(a.epoch, b.epoch) || compareSegmentLists(a.segments, b.segments) || compareIntegers(a.revision, b.revision);
 }

@@ -12,6 +12,7 @@ use crate::ed25519::{self, SigningKey};
 use crate::error::{Error, Result};
 use crate::ffi::napi::{export, Env, TypeTag, Value};
 use crate::hash::{self, FileDigest};
+use crate::index::{self, Header as IndexHeader, RawEntry};
 use crate::pack::{self, Content, Entry, EntryKind, Spec};
 use crate::progress::Progress;
 use crate::read::{self, EntryFact, Limits, PackageFacts, ReadOptions};
@@ -23,6 +24,7 @@ static KEY_TAG: TypeTag = TypeTag::new(0x7065_6970_6b67_6b65, 0x9c1f_53a2_0d4b_e
 static LOCK_TAG: TypeTag = TypeTag::new(0x7065_6970_6b67_6c6b, 0x41d2_a7e3_66c0_19b5);
 static PROGRESS_TAG: TypeTag = TypeTag::new(0x7065_6970_6b67_7072, 0xe86b_0f3c_52aa_d104);
 static ENCODER_TAG: TypeTag = TypeTag::new(0x7065_6970_6b67_7a65, 0x2b7e_c90d_88f1_364a);
+static INDEX_TAG: TypeTag = TypeTag::new(0x7065_6970_6b67_6978, 0x5c3a_91e0_7bd2_4f16);
 
 pub fn register(env: Env, exports: Value) -> Result<()> {
     let functions: &[(&str, crate::ffi::napi::Callback)] = &[
@@ -41,6 +43,13 @@ pub fn register(env: Env, exports: Value) -> Result<()> {
         ("tarEntryHeader", tar_entry_header),
         ("pack", pack),
         ("readPackage", read_package),
+        ("indexStoreCreate", index_store_create),
+        ("indexLoad", index_load),
+        ("indexInspect", index_inspect),
+        ("indexAddEntries", index_add_entries),
+        ("indexWrite", index_write),
+        ("indexEntryJson", index_entry_json),
+        ("indexSiteRows", index_site_rows),
         ("signingKeyLoad", signing_key_load),
         ("signingKeyFromBytes", signing_key_from_bytes),
         ("signingKeyInfo", signing_key_info),
@@ -507,6 +516,171 @@ fn read_package(env: Env, args: &[Value]) -> Result<Value> {
     let path = path_arg(env, args, 0, "path")?;
     let opts = read_options(env, opt_arg(env, args, 1)?)?;
     env.promise("peipkg.readPackage", move || read::read_package(&path, &opts), package_facts_value)
+}
+
+// --- repository indexes ----------------------------------------------------------------------
+
+/// Index entries held in native memory; JavaScript addresses them by position.
+#[derive(Default)]
+struct IndexStore {
+    entries: Mutex<Vec<RawEntry>>,
+}
+
+fn store_arg(env: Env, args: &[Value]) -> Result<Arc<IndexStore>> {
+    env.get_external::<IndexStore>(arg(args, 0, "store")?, &INDEX_TAG, "store", "an index store")
+}
+
+fn index_store_create(env: Env, _args: &[Value]) -> Result<Value> {
+    env.external(Arc::new(IndexStore::default()), &INDEX_TAG)
+}
+
+fn header_value(env: Env, h: &IndexHeader) -> Result<Value> {
+    let o = env.object()?;
+    env.set(o, "schemaVersion", env.number(h.schema_version as f64)?)?;
+    env.set(o, "repo", env.string(&h.repo)?)?;
+    env.set(o, "kind", env.string(&h.kind)?)?;
+    env.set(o, "indexVersion", env.number(h.index_version as f64)?)?;
+    env.set(o, "generatedAt", env.string(&h.generated_at)?)?;
+    Ok(o)
+}
+
+/// Name, version, architecture, hash and url of each entry, NUL-separated: one string crosses
+/// the boundary instead of half a million.
+fn entry_keys(entries: &[RawEntry]) -> String {
+    let mut keys = String::with_capacity(entries.len() * 160);
+    for e in entries {
+        for field in [e.keys.name.as_str(), &e.keys.version, &e.keys.architecture, e.keys.hash(), &e.keys.url] {
+            // A NUL inside a value would shift every later field; no valid value holds one.
+            if field.contains('\0') {
+                keys.push_str(&field.replace('\0', "\u{fffd}"));
+            } else {
+                keys.push_str(field);
+            }
+            keys.push('\0');
+        }
+    }
+    keys
+}
+
+fn index_load(env: Env, args: &[Value]) -> Result<Value> {
+    let store = store_arg(env, args)?;
+    let path = path_arg(env, args, 1, "path")?;
+    env.promise(
+        "peipkg.indexLoad",
+        move || {
+            let loaded = index::load(&path)?;
+            let keys = entry_keys(&loaded.entries);
+            let mut entries = store.entries.lock().expect("index store mutex");
+            let first = entries.len();
+            let count = loaded.entries.len();
+            entries.extend(loaded.entries);
+            Ok((loaded.header, loaded.sha256, loaded.size, first, count, keys))
+        },
+        |env, (header, sha256, size, first, count, keys)| {
+            let o = env.object()?;
+            env.set(o, "header", header_value(env, &header)?)?;
+            env.set(o, "sha256", env.string(&hash::to_hex(&sha256))?)?;
+            env.set(o, "size", env.number(size as f64)?)?;
+            env.set(o, "first", env.number(first as f64)?)?;
+            env.set(o, "count", env.number(count as f64)?)?;
+            env.set(o, "keys", env.string(&keys)?)?;
+            Ok(o)
+        },
+    )
+}
+
+fn index_inspect(env: Env, args: &[Value]) -> Result<Value> {
+    let path = path_arg(env, args, 0, "path")?;
+    env.promise(
+        "peipkg.indexInspect",
+        move || index::inspect(&path),
+        |env, (header, sha256, size)| {
+            let o = env.object()?;
+            env.set(o, "header", header_value(env, &header)?)?;
+            env.set(o, "sha256", env.string(&hash::to_hex(&sha256))?)?;
+            env.set(o, "size", env.number(size as f64)?)?;
+            Ok(o)
+        },
+    )
+}
+
+fn index_add_entries(env: Env, args: &[Value]) -> Result<Value> {
+    let store = store_arg(env, args)?;
+    let json = env.get_string(arg(args, 1, "entriesJson")?, "entriesJson")?;
+    let parsed = index::parse_entries(&json)?;
+    let mut entries = store.entries.lock().expect("index store mutex");
+    let first = entries.len();
+    let count = parsed.len();
+    entries.extend(parsed);
+    let o = env.object()?;
+    env.set(o, "first", env.number(first as f64)?)?;
+    env.set(o, "count", env.number(count as f64)?)?;
+    Ok(o)
+}
+
+fn index_write(env: Env, args: &[Value]) -> Result<Value> {
+    let store = store_arg(env, args)?;
+    let path = path_arg(env, args, 1, "path")?;
+    let h = arg(args, 2, "header")?;
+    let int =
+        |key: &str| -> Result<i64> { Ok(env.get_u64(env.need(h, key, "header")?, &format!("header.{key}"))? as i64) };
+    let text = |key: &str| -> Result<String> { env.get_string(env.need(h, key, "header")?, &format!("header.{key}")) };
+    let header = IndexHeader {
+        schema_version: int("schemaVersion")?,
+        repo: text("repo")?,
+        kind: text("kind")?,
+        index_version: int("indexVersion")?,
+        generated_at: text("generatedAt")?,
+    };
+    let order = env.get_u32_array(arg(args, 3, "order")?, "order")?;
+    env.promise(
+        "peipkg.indexWrite",
+        move || {
+            let entries = store.entries.lock().expect("index store mutex");
+            let picked = order
+                .iter()
+                .map(|&i| entries.get(i as usize).ok_or_else(|| Error::argument(format!("order: no entry {i}"))))
+                .collect::<Result<Vec<_>>>()?;
+            let bytes = index::encode(&header, &picked)?;
+            drop(entries);
+            index::write_new(&path, &bytes)?;
+            Ok((hash::sha256(&bytes), bytes.len()))
+        },
+        |env, (sha256, size)| {
+            let o = env.object()?;
+            env.set(o, "sha256", env.string(&hash::to_hex(&sha256))?)?;
+            env.set(o, "size", env.number(size as f64)?)?;
+            Ok(o)
+        },
+    )
+}
+
+fn index_site_rows(env: Env, args: &[Value]) -> Result<Value> {
+    let store = store_arg(env, args)?;
+    let ids = env.get_u32_array(arg(args, 1, "ids")?, "ids")?;
+    let active: std::collections::HashSet<u32> =
+        env.get_u32_array(arg(args, 2, "activeIds")?, "activeIds")?.into_iter().collect();
+    env.promise(
+        "peipkg.indexSiteRows",
+        move || {
+            let entries = store.entries.lock().expect("index store mutex");
+            let picked = ids
+                .iter()
+                .map(|&i| entries.get(i as usize).ok_or_else(|| Error::argument(format!("ids: no entry {i}"))))
+                .collect::<Result<Vec<_>>>()?;
+            let flags: Vec<bool> = ids.iter().map(|i| active.contains(i)).collect();
+            index::site_rows(&picked, &flags)
+        },
+        |env, rows| env.string(&rows),
+    )
+}
+
+fn index_entry_json(env: Env, args: &[Value]) -> Result<Value> {
+    let store = store_arg(env, args)?;
+    let i = env.get_u64(arg(args, 1, "index")?, "index")? as usize;
+    let entries = store.entries.lock().expect("index store mutex");
+    let entry = entries.get(i).ok_or_else(|| Error::argument(format!("no entry {i}")))?;
+    env.string(std::str::from_utf8(&entry.json).map_err(|_| Error::argument("entry is not UTF-8"))?)
 }
 
 // --- Ed25519 -------------------------------------------------------------------------------

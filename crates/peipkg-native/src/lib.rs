@@ -13,6 +13,7 @@ pub mod error;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod hash;
+pub mod index;
 pub mod pack;
 pub mod progress;
 pub mod read;

@@ -138,6 +138,16 @@ extern "C" {
     fn napi_get_boolean(env: napi_env, value: bool, result: *mut napi_value) -> napi_status;
     fn napi_get_undefined(env: napi_env, result: *mut napi_value) -> napi_status;
     fn napi_is_buffer(env: napi_env, value: napi_value, result: *mut bool) -> napi_status;
+    fn napi_is_typedarray(env: napi_env, value: napi_value, result: *mut bool) -> napi_status;
+    fn napi_get_typedarray_info(
+        env: napi_env,
+        value: napi_value,
+        kind: *mut c_int,
+        length: *mut usize,
+        data: *mut *mut c_void,
+        buffer: *mut napi_value,
+        offset: *mut usize,
+    ) -> napi_status;
     fn napi_get_buffer_info(env: napi_env, value: napi_value, data: *mut *mut c_void, len: *mut usize) -> napi_status;
     fn napi_create_buffer_copy(
         env: napi_env,
@@ -290,6 +300,33 @@ impl Env {
         }
         // SAFETY: data points at len readable bytes while this call runs.
         Ok(unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec())
+    }
+
+    /// Copies a `Uint32Array`.
+    pub fn get_u32_array(self, v: Value, what: &str) -> Result<Vec<u32>> {
+        const UINT32_ARRAY: c_int = 6;
+        let mut is_typed = false;
+        // SAFETY: napi_is_typedarray accepts any value.
+        status(unsafe { napi_is_typedarray(self.0, v.0, &mut is_typed) }, what)?;
+        let (mut kind, mut len, mut data, mut buffer, mut offset) =
+            (0, 0usize, null_mut::<c_void>(), null_mut(), 0usize);
+        if is_typed {
+            // SAFETY: v is a typed array (checked above); the out-pointers are valid.
+            status(
+                unsafe {
+                    napi_get_typedarray_info(self.0, v.0, &mut kind, &mut len, &mut data, &mut buffer, &mut offset)
+                },
+                what,
+            )?;
+        }
+        if !is_typed || kind != UINT32_ARRAY {
+            return Err(Error::argument(format!("{what} must be a Uint32Array")));
+        }
+        if len == 0 || data.is_null() {
+            return Ok(Vec::new());
+        }
+        // SAFETY: data points at `len` u32 elements of the array's buffer during this call.
+        Ok(unsafe { std::slice::from_raw_parts(data as *const u32, len) }.to_vec())
     }
 
     /// A property of an object; `None` when it is `undefined` (absent).

@@ -1,0 +1,83 @@
+/**
+ * Archive order and the active projection (`repository.md` §5.4, §5.5), with the one version
+ * comparator (`format/version.ts`, DECISIONS.md Version comparison).
+ *
+ * Works on entry keys only; the entries' bytes stay in the native index store. The previous
+ * archive is normally sorted already, and the sort is a stable merge sort, so an incremental
+ * publish costs about one comparison per entry; versions are tokenised only when two entries of
+ * the same name meet, once per distinct version string.
+ */
+
+import { InputError } from '../errors.js';
+import { compareUtf8 } from '../format/order.js';
+import { compareSortKeys, parseVersion, versionProblem, versionSortKey, type VersionSortKey } from '../format/version.js';
+import type { IndexEntryKey } from '../native.js';
+
+export class ArchiveError extends InputError {}
+
+export const entryTriple = (e: Pick<IndexEntryKey, 'name' | 'version' | 'architecture'>): string => `${e.name}_${e.version}_${e.architecture}`;
+
+/** The first entry whose (name, version, architecture) repeats an earlier one, if any. */
+export function firstDuplicate(entries: readonly IndexEntryKey[]): IndexEntryKey | undefined {
+  const seen = new Set<string>();
+  for (const e of entries) {
+    const key = `${e.name}\0${e.version}\0${e.architecture}`;
+    if (seen.has(key)) return e;
+    seen.add(key);
+  }
+  return undefined;
+}
+
+export function duplicateError(e: IndexEntryKey): ArchiveError {
+  return new ArchiveError(
+    `package ${entryTriple(e)} already exists in the archive (§6.3 forbids re-publishing the same name+version+architecture)`,
+  );
+}
+
+class VersionKeys {
+  private readonly cache = new Map<string, VersionSortKey>();
+
+  get(e: IndexEntryKey): VersionSortKey {
+    let key = this.cache.get(e.version);
+    if (!key) {
+      const problem = versionProblem(e.version);
+      if (problem) throw new ArchiveError(`sort archive: package ${e.name}: parse version "${e.version}": ${problem}`);
+      key = versionSortKey(parseVersion(e.version));
+      this.cache.set(e.version, key);
+    }
+    return key;
+  }
+}
+
+export interface Ordered {
+  archive: IndexEntryKey[];
+  active: IndexEntryKey[];
+}
+
+/**
+ * Sorts `entries` (input order: previous archive, then new packages by file name) into archive
+ * order — name ascending by bytes, version descending, ties in input order — and derives active:
+ * per name, the highest version. A top-version tie across architectures is refused.
+ */
+export function orderArchive(entries: readonly IndexEntryKey[]): Ordered {
+  const versions = new VersionKeys();
+  for (const e of entries) versions.get(e); // every version must parse, old ones included
+  const archive = [...entries].sort((a, b) => compareUtf8(a.name, b.name) || compareSortKeys(versions.get(b), versions.get(a)));
+  const active: IndexEntryKey[] = [];
+  for (let i = 0; i < archive.length; i++) {
+    const top = archive[i]!;
+    if (i > 0 && archive[i - 1]!.name === top.name) continue;
+    active.push(top);
+    for (let j = i + 1; j < archive.length && archive[j]!.name === top.name; j++) {
+      const other = archive[j]!;
+      if (compareSortKeys(versions.get(other), versions.get(top)) !== 0) break;
+      if (other.architecture !== top.architecture) {
+        throw new ArchiveError(
+          `active index conflict: ${top.name} exists at version ${other.version} for both architectures "${top.architecture}" and "${other.architecture}" ` +
+            '(§6.2.7 forbids duplicate names in the active index — split multi-arch packages across separate repositories)',
+        );
+      }
+    }
+  }
+  return { archive, active };
+}

@@ -1,0 +1,238 @@
+/**
+ * `peipkg-repo publish` (`repository.md` §8.3–8.8, DECISIONS.md Repository): adds packages to a
+ * state, or rebuilds it from every package ever published, exclusively and crash-safely.
+ *
+ * Order: lock; finish or remove what an interrupted writer left; load the previous state and
+ * verify its signatures; check the signing key and the clock; verify every new package; order the
+ * archive and derive active; then write — packages and sidecars first, the browse site, the two
+ * indexes swapped in as one, the descriptor only if it changed. Entries already published are
+ * never read again: their bytes stay in the native index store and are written back verbatim.
+ */
+
+import { mkdir, readdir, realpath, rename, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+
+import { InputError } from '../errors.js';
+import { canonicalJson } from '../format/json.js';
+import { compareUtf8 } from '../format/order.js';
+import { verifyPackage, type VerifiedPackage } from '../format/verify.js';
+import { DirLock, fsyncPath, sha256, sha256File, signingKeyInfo, type IndexEntryKey, type SigningKey } from '../native.js';
+import { duplicateError, entryTriple, firstDuplicate, orderArchive } from './archive.js';
+import { encodeDescriptor } from './descriptor.js';
+import { indexEntry } from './entry.js';
+import { detachedSignature } from './signature.js';
+import { filesScript, filesScriptPath, siteFiles } from './site/site.js';
+import { checkSignatures, KEYS_DIR, loadState, readTrustedKeys, StateLoadError, type LoadedState } from './state.js';
+import { renderUrl, statePathOf } from './urlTemplate.js';
+import { ensureFile, removeLeftovers, Staging, swapIndexes, writeDescriptor } from './write.js';
+
+export interface PublishRequest {
+  inDir: string;
+  /** New packages; ignored with `rebuild`. */
+  newDir: string | undefined;
+  rebuild: boolean;
+  allPackagesDir: string | undefined;
+  signingKey: SigningKey;
+  timestamp: string;
+  outDir: string;
+  urlTemplate: string;
+  requireSigned: boolean;
+  lockTimeoutMs: number;
+  warn: (message: string) => void;
+}
+
+export interface PublishResult {
+  indexVersion: number;
+  /** `<name>_<version>_<arch>.peipkg` of each added entry, sorted by bytes. */
+  added: string[];
+}
+
+const prefixed = (error: unknown): unknown =>
+  error instanceof StateLoadError ? new InputError(`load previous state: ${error.message}`, { cause: error }) : error;
+
+interface NewPackage {
+  file: string;
+  path: string;
+  verified: VerifiedPackage;
+  size: number;
+  sha256: string;
+}
+
+/** `*.peipkg` directly in `dir`, by byte order of name (directories skipped, symlinks followed). */
+async function listPackages(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    throw new InputError(`read ${dir}: ${(error as Error).message}`);
+  }
+  const files: string[] = [];
+  for (const name of names.filter((n) => n.endsWith('.peipkg')).sort(compareUtf8)) {
+    if ((await stat(join(dir, name))).isFile()) files.push(name);
+  }
+  return files;
+}
+
+/** Runs `work` over `items` with at most `limit` at a time, keeping the order of results. */
+async function mapLimited<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i]!);
+    }
+  });
+  await Promise.all(workers);
+  return results;
+}
+
+async function readNewPackages(dir: string, trusted: ReadonlyMap<string, Uint8Array>, request: PublishRequest): Promise<NewPackage[]> {
+  const files = await listPackages(dir);
+  return mapLimited(files, Math.max(2, availableParallelism()), async (file) => {
+    const path = join(dir, file);
+    const verified = await verifyPackage(path, { trustedKeys: trusted, requireSigned: request.requireSigned });
+    if (verified.signature.state === 'unsigned') {
+      request.warn(`${path}: unsigned package accepted (publish --require-signed refuses unsigned packages)`);
+    }
+    const digest = await sha256File(path);
+    return { file, path, verified, size: digest.size, sha256: digest.sha256 };
+  });
+}
+
+/** Locks `in` and, when different, `out` (in that order), waiting up to the timeout for each. */
+async function lockDirs(dirs: string[], timeoutMs: number): Promise<DirLock[]> {
+  const locks: DirLock[] = [];
+  try {
+    for (const dir of dirs) locks.push(await DirLock.acquireWithin(dir, timeoutMs));
+  } catch (error) {
+    locks.forEach((l) => l.release());
+    throw new InputError(`${(error as Error).message}: another publish is running there; try again when it ends (waited ${timeoutMs / 1000}s)`);
+  }
+  return locks;
+}
+
+function checkClock(state: LoadedState, timestamp: string): void {
+  const next = Date.parse(timestamp);
+  for (const doc of [state.active, state.archive]) {
+    const previous = Date.parse(doc.header.generatedAt);
+    if (!Number.isNaN(previous) && next < previous) {
+      throw new InputError(
+        `--timestamp ${timestamp} is earlier than the state's generated_at ${doc.header.generatedAt}; ` +
+          'clients refuse an index older than the last one they saw (PSD-009 §6.2.3)',
+      );
+    }
+  }
+}
+
+export async function publish(request: PublishRequest): Promise<PublishResult> {
+  let inDir: string;
+  try {
+    inDir = await realpath(request.inDir);
+  } catch {
+    throw new InputError(`load previous state: read ${join(request.inDir, 'repo.json')}: no such file or directory`);
+  }
+  await mkdir(request.outDir, { recursive: true, mode: 0o755 });
+  const outDir = await realpath(request.outDir);
+  const inPlace = inDir === outDir;
+  const locks = await lockDirs(inPlace ? [inDir] : [inDir, outDir], request.lockTimeoutMs);
+  try {
+    const state = await loadState(inDir, { active: false, archive: !request.rebuild }).catch((e: unknown) => {
+      throw prefixed(e);
+    });
+    const { keys, problems: keyProblems } = await readTrustedKeys(inDir, state.descriptor);
+    const signatures = checkSignatures(state, keys);
+    const problem = keyProblems[0] ?? signatures.problems[0];
+    if (problem) throw new InputError(`load previous state: ${problem}`);
+    if (signatures.pendingDescriptorSignature && inPlace) {
+      // A writer died between its last two renames; its signature verifies: finish its work.
+      await rename(signatures.pendingDescriptorSignature, join(inDir, 'repo.json.sig'));
+      fsyncPath(inDir);
+    }
+    await removeLeftovers(outDir);
+
+    const signer = signingKeyInfo(request.signingKey).fingerprint;
+    const listed = state.descriptor.keys.find((k) => k.fingerprint === signer);
+    if (!listed || listed.status === 'revoked') {
+      throw new InputError(
+        `--sign-key ${signer} is ${listed ? 'revoked' : 'not listed'} in repo.json; sign with a key the descriptor lists ` +
+          `(${state.descriptor.keys.map((k) => `${k.fingerprint.slice(0, 16)}… ${k.status}`).join(', ') || 'none'}), or add this one and run \`peipkg-repo resign\``,
+      );
+    }
+    checkClock(state, request.timestamp);
+
+    const sourceDir = request.rebuild ? request.allPackagesDir : request.newDir;
+    if (sourceDir === undefined) throw new InputError(request.rebuild ? '--rebuild requires --all-packages-dir' : '--new is required (or use --rebuild + --all-packages-dir)');
+    const fresh = await readNewPackages(sourceDir, keys, request);
+    const newEntries = fresh.map((p) => {
+      const m = p.verified.manifest;
+      const url = renderUrl(request.urlTemplate, { name: m.name, version: m.version, arch: m.architecture, filename: p.file });
+      return indexEntry(m, { size: p.size, sha256: p.sha256 }, url);
+    });
+    const newIds = state.store.add(canonicalJson(newEntries));
+    const newKeys: IndexEntryKey[] = fresh.map((p, i) => {
+      const m = p.verified.manifest;
+      return { id: newIds[i]!, name: m.name, version: m.version, architecture: m.architecture, hash: p.sha256, url: String(newEntries[i]!.url) };
+    });
+    const previous = request.rebuild ? [] : (state.archive.entries ?? []);
+    const duplicate = firstDuplicate([...previous, ...newKeys]);
+    if (duplicate) throw duplicateError(duplicate);
+    const { archive, active } = orderArchive([...previous, ...newKeys]);
+    const indexVersion = Math.max(state.active.header.indexVersion, state.archive.header.indexVersion) + 1;
+
+    const staging = await Staging.open(outDir);
+    try {
+      for (const [i, p] of fresh.entries()) {
+        const target = statePathOf(newKeys[i]!.url);
+        if (target === undefined) continue;
+        if ((await realpath(p.path)) !== join(outDir, target)) await staging.copy(p.path, target);
+        const dir = target.includes('/') ? target.slice(0, target.lastIndexOf('/')) : '.';
+        const facts = p.verified.facts;
+        if (facts.manifest) await ensureFile(staging, outDir, join(dir, 'manifest.json'), facts.manifest);
+        if (facts.filesJson) await ensureFile(staging, outDir, join(dir, 'files.json'), facts.filesJson);
+        const script = filesScriptPath(newKeys[i]!.url);
+        if (script && facts.filesJson) await ensureFile(staging, outDir, script, filesScript(newKeys[i]!.url, facts.filesJson.toString('utf8')));
+      }
+      if (!inPlace) await carryForward(staging, inDir, outDir, previous);
+      const rows = await state.store.siteRows(archive.map((e) => e.id), active.map((e) => e.id));
+      const site = siteFiles({
+        repo: { name: state.descriptor.name, description: state.descriptor.description },
+        indexVersion,
+        generatedAt: request.timestamp,
+        rowsJson: rows,
+      });
+      for (const file of site) await ensureFile(staging, outDir, file.path, file.content);
+      const header = (kind: 'active' | 'archive') => ({ schemaVersion: 1, repo: state.descriptor.name, kind, indexVersion, generatedAt: request.timestamp });
+      const signature = (sha: string) => detachedSignature(request.signingKey, sha);
+      await swapIndexes(outDir, state.store, { header: header('active'), ids: active.map((e) => e.id), signature }, {
+        header: header('archive'),
+        ids: archive.map((e) => e.id),
+        signature,
+      });
+      const descriptorBytes = encodeDescriptor(state.descriptor);
+      await writeDescriptor(outDir, descriptorBytes, detachedSignature(request.signingKey, sha256(Buffer.from(descriptorBytes))));
+    } finally {
+      await staging.close();
+    }
+    fsyncPath(outDir);
+    return { indexVersion, added: newKeys.map((e) => `${entryTriple(e)}.peipkg`).sort(compareUtf8) };
+  } finally {
+    locks.forEach((l) => l.release());
+  }
+}
+
+/** Out-of-place publish: the key files, and every earlier package the new state does not hold yet. */
+async function carryForward(staging: Staging, inDir: string, outDir: string, previous: readonly IndexEntryKey[]): Promise<void> {
+  for (const name of await readdir(join(inDir, KEYS_DIR)).catch(() => [] as string[])) {
+    const source = join(inDir, KEYS_DIR, name);
+    if ((await stat(source)).isFile()) await staging.copy(source, `${KEYS_DIR}/${name}`);
+  }
+  for (const entry of previous) {
+    const target = statePathOf(entry.url);
+    if (target === undefined) continue;
+    const exists = await stat(join(outDir, target)).then(() => true, () => false);
+    const source = join(inDir, target);
+    if (!exists && (await stat(source).then((s) => s.isFile(), () => false))) await staging.copy(source, target);
+  }
+}

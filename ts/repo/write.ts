@@ -1,0 +1,172 @@
+/**
+ * Crash-safe changes to a state directory (DECISIONS.md, Repository writes). Everything is written
+ * under a temporary name (`*.tmp-*`), fsynced, and renamed into place; the two indexes and their
+ * signatures change together by swapping a fresh `index.tmp-<random>` directory with `index/` in one
+ * `renameat2(RENAME_EXCHANGE)`. Whatever instant a writer dies at, the live names show the old
+ * state or the new one, and the next writer removes the leftovers (`removeLeftovers`).
+ *
+ * The one pair that cannot be swapped as a unit is `repo.json` with `repo.json.sig` (fixed names
+ * at the root). It is written only when its bytes change, and the signature goes in last; a
+ * writer that dies between the two renames leaves `repo.json.sig.tmp-*`, which the next writer
+ * moves into place when it verifies.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+
+import { exchangePaths, fsyncPath, type IndexHeader, type IndexStore } from '../native.js';
+
+const tag = (): string => `tmp-${randomBytes(6).toString('hex')}`;
+
+/** Writes bytes to a new file and fsyncs it (mode 0644 before the umask). */
+export async function writeDurable(path: string, data: string | Uint8Array): Promise<void> {
+  const handle = await open(path, 'wx', 0o644);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Replaces `path` with `data` by rename; the parent directory is fsynced afterwards. */
+export async function replaceFile(path: string, data: string | Uint8Array): Promise<void> {
+  const temp = `${path}.${tag()}`;
+  await writeDurable(temp, data);
+  await rename(temp, path);
+  fsyncPath(dirname(path));
+}
+
+/** Removes what interrupted writers left in `dir` (`*.tmp-*` at the top and inside `index/`). */
+export async function removeLeftovers(dir: string): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (name.includes('.tmp-')) await rm(join(dir, name), { recursive: true, force: true });
+  }
+  for (const name of await readdir(join(dir, 'index')).catch(() => [] as string[])) {
+    if (name.includes('.tmp-')) await rm(join(dir, 'index', name), { recursive: true, force: true });
+  }
+}
+
+/** `mkdir -p` that fsyncs the parent of every directory it creates, so new paths survive a crash. */
+export async function makeDirs(root: string, relativeDir: string): Promise<void> {
+  let current = root;
+  for (const part of relativeDir.split('/').filter(Boolean)) {
+    const next = join(current, part);
+    try {
+      await mkdir(next, { mode: 0o755 });
+      fsyncPath(current);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    current = next;
+  }
+}
+
+/**
+ * Files copied into the state through one staging directory inside it (same filesystem, so the
+ * final step is a rename), each fsynced before it is moved.
+ */
+export class Staging {
+  private constructor(
+    private readonly root: string,
+    private readonly dir: string,
+  ) {}
+
+  static async open(root: string): Promise<Staging> {
+    const dir = join(root, `staging.${tag()}`);
+    await mkdir(dir, { mode: 0o700 });
+    return new Staging(root, dir);
+  }
+
+  private next(): string {
+    return join(this.dir, randomBytes(8).toString('hex'));
+  }
+
+  /** Copies `source` to `<root>/<target>` (copy_file_range where possible), replacing what is there. */
+  async copy(source: string, target: string): Promise<void> {
+    const temp = this.next();
+    await copyFile(source, temp);
+    fsyncPath(temp);
+    await this.place(temp, target);
+  }
+
+  async write(target: string, data: string | Uint8Array): Promise<void> {
+    const temp = this.next();
+    await writeDurable(temp, data);
+    await this.place(temp, target);
+  }
+
+  private async place(temp: string, target: string): Promise<void> {
+    const dir = dirname(target);
+    if (dir !== '.') await makeDirs(this.root, dir);
+    await rename(temp, join(this.root, target));
+    fsyncPath(join(this.root, dir));
+  }
+
+  async close(): Promise<void> {
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+export interface IndexDocumentOut {
+  header: IndexHeader;
+  ids: readonly number[];
+  signature: (sha256: string) => string;
+}
+
+/**
+ * Writes active.json, archive.json and their signatures into a fresh `index.tmp-*` directory and
+ * swaps it with `index/` atomically (or renames it in when there is no `index/` yet).
+ */
+export async function swapIndexes(root: string, store: IndexStore, active: IndexDocumentOut, archive: IndexDocumentOut): Promise<void> {
+  const temp = join(root, `index.${tag()}`);
+  await mkdir(temp, { mode: 0o755 });
+  for (const [name, doc] of [['active.json', active], ['archive.json', archive]] as const) {
+    const written = await store.write(join(temp, name), doc.header, doc.ids);
+    await writeDurable(join(temp, `${name}.sig`), doc.signature(written.sha256));
+  }
+  fsyncPath(temp);
+  const live = join(root, 'index');
+  const exists = await stat(live).then(() => true, () => false);
+  if (exists) {
+    exchangePaths(temp, live);
+    fsyncPath(root);
+    await rm(temp, { recursive: true, force: true });
+  } else {
+    await rename(temp, live);
+    fsyncPath(root);
+  }
+}
+
+/**
+ * Writes `repo.json` and its signature when they differ from what is there. The signature is
+ * renamed in last; see `completeDescriptor` for the moment in between.
+ */
+export async function writeDescriptor(root: string, bytes: string, signature: string): Promise<boolean> {
+  const path = join(root, 'repo.json');
+  const [current, currentSig] = await Promise.all([
+    readFileOr(path),
+    readFileOr(`${path}.sig`),
+  ]);
+  if (current === bytes && currentSig === signature) return false;
+  const t = tag();
+  await writeDurable(`${path}.${t}`, bytes);
+  await writeDurable(`${path}.sig.${t}`, signature);
+  await rename(`${path}.${t}`, path);
+  fsyncPath(root);
+  await rename(`${path}.sig.${t}`, `${path}.sig`);
+  fsyncPath(root);
+  return true;
+}
+
+async function readFileOr(path: string): Promise<string | undefined> {
+  return readFile(path, 'utf8').catch(() => undefined);
+}
+
+/** Writes bytes at `<root>/<target>` only when they differ (sidecars and site files). */
+export async function ensureFile(staging: Staging, root: string, target: string, data: string | Uint8Array): Promise<void> {
+  const current = await readFileOr(join(root, target));
+  const text = typeof data === 'string' ? data : Buffer.from(data).toString('utf8');
+  if (current !== text) await staging.write(target, data);
+}
