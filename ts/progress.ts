@@ -3,8 +3,6 @@
  * logs get no escape codes). Native work advances a counter; this polls it.
  */
 
-import cliProgress from 'cli-progress';
-
 import { createProgress, readProgress, type Progress } from './native.js';
 
 export interface ProgressBar {
@@ -17,10 +15,14 @@ function megabytes(bytes: number): string {
   return (bytes / 1e6).toFixed(0);
 }
 
-/** Shows `label` with a bar over `totalBytes` while native work advances the returned counter. */
-export function startProgress(label: string, totalBytes: number): ProgressBar {
+/**
+ * Shows `label` with a bar over `totalBytes` while native work advances the returned counter.
+ * The bar library is loaded only when there is a terminal to draw on.
+ */
+export async function startProgress(label: string, totalBytes: number): Promise<ProgressBar> {
   const counter = createProgress();
   if (!process.stderr.isTTY || totalBytes === 0) return { counter, stop: () => undefined };
+  const { default: cliProgress } = await import('cli-progress');
   const started = Date.now();
   const bar = new cliProgress.SingleBar(
     {

@@ -17,7 +17,7 @@ import { InputError } from '../errors.js';
 import { canonicalJson } from '../format/json.js';
 import { compareUtf8 } from '../format/order.js';
 import { verifyPackage, type VerifiedPackage } from '../format/verify.js';
-import { DirLock, fsyncPath, sha256, sha256File, signingKeyInfo, type IndexEntryKey, type SigningKey } from '../native.js';
+import { DirLock, fsyncPath, sha256, sha256File, signingKeyInfo, type IndexEntryKey, type PackageFacts, type SigningKey } from '../native.js';
 import { duplicateError, entryTriple, firstDuplicate, orderArchive } from './archive.js';
 import { encodeDescriptor } from './descriptor.js';
 import { indexEntry } from './entry.js';
@@ -185,14 +185,15 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
     try {
       for (const [i, p] of fresh.entries()) {
         const target = statePathOf(newKeys[i]!.url);
-        if (target === undefined) continue;
-        if ((await realpath(p.path)) !== join(outDir, target)) await staging.copy(p.path, target);
-        const dir = target.includes('/') ? target.slice(0, target.lastIndexOf('/')) : '.';
-        const facts = p.verified.facts;
-        if (facts.manifest) await ensureFile(staging, outDir, join(dir, 'manifest.json'), facts.manifest);
-        if (facts.filesJson) await ensureFile(staging, outDir, join(dir, 'files.json'), facts.filesJson);
-        const script = filesScriptPath(newKeys[i]!.url);
-        if (script && facts.filesJson) await ensureFile(staging, outDir, script, filesScript(newKeys[i]!.url, facts.filesJson.toString('utf8')));
+        if (target !== undefined && (await realpath(p.path)) !== join(outDir, target)) await staging.copy(p.path, target);
+      }
+      // Sidecars in archive order; packages sharing a directory share them, and the first one wins (§8.8).
+      const freshById = new Map(newKeys.map((k, i) => [k.id, fresh[i]!]));
+      for (const entry of archive) {
+        const p = freshById.get(entry.id);
+        const target = statePathOf(entry.url);
+        if (!p || target === undefined) continue;
+        await writeSidecars(staging, outDir, target, entry.url, p.verified.facts);
       }
       if (!inPlace) await carryForward(staging, inDir, outDir, previous);
       const rows = await state.store.siteRows(archive.map((e) => e.id), active.map((e) => e.id));
@@ -220,6 +221,17 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
   } finally {
     locks.forEach((l) => l.release());
   }
+}
+
+/** manifest.json, files.json and the site's files.js beside a package, unless both sidecars are there already. */
+async function writeSidecars(staging: Staging, outDir: string, target: string, url: string, facts: PackageFacts): Promise<void> {
+  const dir = target.includes('/') ? target.slice(0, target.lastIndexOf('/')) : '.';
+  const exists = (name: string): Promise<boolean> => stat(join(outDir, dir, name)).then(() => true, () => false);
+  if ((await exists('manifest.json')) && (await exists('files.json'))) return;
+  if (facts.manifest) await staging.write(join(dir, 'manifest.json'), facts.manifest);
+  if (facts.filesJson) await staging.write(join(dir, 'files.json'), facts.filesJson);
+  const script = filesScriptPath(url);
+  if (script && facts.filesJson) await staging.write(script, filesScript(url, facts.filesJson.toString('utf8')));
 }
 
 /** Out-of-place publish: the key files, and every earlier package the new state does not hold yet. */

@@ -70,7 +70,7 @@ function hashTargets(state: LoadedState, allPackagesDir: string | undefined, war
 async function hashIssues(targets: HashTarget[]): Promise<string[]> {
   let total = 0;
   for (const t of targets) total += await stat(t.path).then((s) => s.size, () => 0);
-  const bar = startProgress('verify hashes', total);
+  const bar = await startProgress('verify hashes', total);
   try {
     const results = await sha256Files(targets.map((t) => t.path), { progress: bar.counter });
     const issues: string[] = [];

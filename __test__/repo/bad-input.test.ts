@@ -1,0 +1,143 @@
+/**
+ * Every kind of bad input to peipkg-repo: the message (the contract's, or verify's text prefixed
+ * `load previous state: `), the exit code, and a state byte-for-byte unchanged on disk.
+ */
+
+import { readFile, writeFile, rm, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import test, { type ExecutionContext } from 'ava';
+import { execa } from 'execa';
+
+import { signingKeyFromBytes } from '../../ts/native.js';
+import { runTool, type ToolResult } from '../helpers/cli.js';
+import { tempDir } from '../helpers/fs.js';
+import { makePackage } from '../helpers/packages.js';
+import { initState, publishInPlace, snapshot, vectorSeedFile } from '../helpers/repo.js';
+
+interface Fixture {
+  key: string;
+  state: string;
+  incoming: string;
+}
+
+/** A state with one package published, and an empty directory for the next publish's packages. */
+async function fixture(t: ExecutionContext): Promise<Fixture> {
+  const key = await vectorSeedFile(t);
+  const state = await initState(t, key);
+  const first = await tempDir(t);
+  await makePackage(first, { name: 'alpha', version: '1.0-1' });
+  t.is((await publishInPlace(state, first, key, '2026-05-07T01:00:00Z')).exitCode, 0);
+  return { key, state, incoming: await tempDir(t) };
+}
+
+/** Runs `attempt` and checks it fails with `code` and `message`, leaving `state` as it was. */
+async function refused(t: ExecutionContext, state: string, attempt: () => Promise<ToolResult>, code: number, message: RegExp): Promise<void> {
+  const before = await snapshot(state);
+  const result = await attempt();
+  t.is(result.exitCode, code, result.stderr);
+  t.regex(result.stderr, message);
+  t.notRegex(result.stderr, /\n\s+at /, 'no stack trace');
+  t.deepEqual(await snapshot(state), before, 'the state on disk is unchanged');
+}
+
+test('a package with one corrupted byte is refused, naming the file and the rule', async (t) => {
+  const f = await fixture(t);
+  const path = await makePackage(f.incoming, { name: 'beta', version: '1.0-1', content: 'x'.repeat(4000) });
+  const bytes = await readFile(path);
+  bytes[bytes.length - 20]! ^= 0xff;
+  await writeFile(path, bytes);
+  await refused(t, f.state, () => publishInPlace(f.state, f.incoming, f.key, '2026-05-07T02:00:00Z'), 1, /beta_1\.0-1_noarch\.peipkg: not a valid package:\n {2}.*(zstd|SHA-256|checksum|differs)/);
+});
+
+test('a tampered index is refused by publish and reported by verify', async (t) => {
+  const f = await fixture(t);
+  const archive = join(f.state, 'index/archive.json');
+  await writeFile(archive, (await readFile(archive, 'utf8')).replace('The alpha test package.', 'The alpha test package!'));
+  await makePackage(f.incoming, { name: 'beta', version: '1.0-1' });
+  await refused(t, f.state, () => publishInPlace(f.state, f.incoming, f.key, '2026-05-07T02:00:00Z'), 1,
+    /^peipkg-repo: load previous state: archive\.json: signature does not verify against the declared key\n$/);
+  const verify = await runTool('peipkg-repo', ['verify', '--repo', f.state, '--mode', 'metadata']);
+  t.is(verify.exitCode, 1);
+  t.regex(verify.stderr, /FAIL: archive\.json: signature does not verify against the declared key\npeipkg-repo: 1 issue\(s\) found/);
+});
+
+test('a missing .sig is refused by publish and fails verify', async (t) => {
+  const f = await fixture(t);
+  await rm(join(f.state, 'index/active.json.sig'));
+  await refused(t, f.state, () => publishInPlace(f.state, f.incoming, f.key, '2026-05-07T02:00:00Z'), 1,
+    /load previous state: active\.json: no detached signature present/);
+  const verify = await runTool('peipkg-repo', ['verify', '--repo', f.state, '--mode', 'metadata', '--json']);
+  t.is(verify.exitCode, 1);
+  t.deepEqual((JSON.parse(verify.stdout) as { issues: string[] }).issues, ['active.json: no detached signature present (a signed repository needs active.json.sig)']);
+});
+
+test('a --sign-key the descriptor does not list is refused', async (t) => {
+  const f = await fixture(t);
+  const other = join(await tempDir(t), 'other.pem');
+  await execa('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', other]);
+  await refused(t, f.state, () => publishInPlace(f.state, f.incoming, other, '2026-05-07T02:00:00Z'), 1, /--sign-key [0-9a-f]{64} is not listed in repo\.json/);
+});
+
+test('a package signed by a key the descriptor does not list is refused, naming the fingerprint', async (t) => {
+  const f = await fixture(t);
+  const stranger = signingKeyFromBytes(Buffer.alloc(32, 7));
+  await makePackage(f.incoming, { name: 'beta', version: '1.0-1', signingKey: stranger });
+  await refused(t, f.state, () => publishInPlace(f.state, f.incoming, f.key, '2026-05-07T02:00:00Z'), 1,
+    /beta_1\.0-1_noarch\.peipkg: not a valid package:\n {2}signed by key [0-9a-f]{64}, which is not a trusted key/);
+});
+
+test('re-publishing the same (name, version, architecture) is refused with the contract message', async (t) => {
+  const f = await fixture(t);
+  await makePackage(f.incoming, { name: 'alpha', version: '1.0-1', content: 'different bytes\n' });
+  await refused(t, f.state, () => publishInPlace(f.state, f.incoming, f.key, '2026-05-07T02:00:00Z'), 1,
+    /package alpha_1\.0-1_noarch already exists in the archive \(§6\.3 forbids re-publishing the same name\+version\+architecture\)/);
+});
+
+test('conflicting active entries (a top-version tie across architectures) are refused', async (t) => {
+  const f = await fixture(t);
+  await makePackage(f.incoming, { name: 'alpha', version: '2.0-1', architecture: 'x86_64' });
+  await makePackage(f.incoming, { name: 'alpha', version: '2.0-1', architecture: 'aarch64' });
+  await refused(t, f.state, () => publishInPlace(f.state, f.incoming, f.key, '2026-05-07T02:00:00Z'), 1, /active index conflict: alpha exists at version 2\.0-1/);
+});
+
+test('unsigned packages are refused with --require-signed', async (t) => {
+  const f = await fixture(t);
+  await makePackage(f.incoming, { name: 'beta', version: '1.0-1' });
+  await refused(t, f.state, () => publishInPlace(f.state, f.incoming, f.key, '2026-05-07T02:00:00Z', ['--require-signed']), 1,
+    /the package is unsigned, and signed packages are required/);
+});
+
+test('a timestamp earlier than the current generated_at is refused', async (t) => {
+  const f = await fixture(t);
+  await refused(t, f.state, () => publishInPlace(f.state, f.incoming, f.key, '2026-05-07T00:30:00Z'), 1,
+    /--timestamp 2026-05-07T00:30:00Z is earlier than the state's generated_at 2026-05-07T01:00:00Z/);
+});
+
+test('init refuses a non-empty --out', async (t) => {
+  const key = await vectorSeedFile(t);
+  const out = await tempDir(t);
+  await writeFile(join(out, 'keep-me'), 'data');
+  await refused(t, out, () => runTool('peipkg-repo', ['init', '--name', 'rt', '--sign-key', key, '--timestamp', '2026-05-07T00:00:00Z', '--out', out]), 1,
+    /is not empty \(Init refuses to overwrite existing state; use a fresh directory\)/);
+});
+
+test('a relative or .. URL template is a usage error', async (t) => {
+  const f = await fixture(t);
+  await makePackage(f.incoming, { name: 'beta', version: '1.0-1' });
+  for (const template of ['{filename}', 'p/{name}/{filename}', '/p/../../{filename}', '//cdn.example/{filename}']) {
+    await refused(t, f.state, () => publishInPlace(f.state, f.incoming, f.key, '2026-05-07T02:00:00Z', ['--package-url-template', template]), 2,
+      /--package-url-template: /);
+  }
+});
+
+test('a malformed --mode and a missing --repo', async (t) => {
+  const f = await fixture(t);
+  await refused(t, f.state, () => runTool('peipkg-repo', ['verify', '--repo', f.state, '--mode', 'fast']), 2, /--mode must be one of metadata, hashes, both \(got "fast"\)/);
+  await refused(t, f.state, () => runTool('peipkg-repo', ['verify']), 1, /--repo is required/);
+  const missing = join(await tempDir(t), 'nothing');
+  await mkdir(missing);
+  const load = await runTool('peipkg-repo', ['verify', '--repo', missing]);
+  t.is(load.exitCode, 1);
+  t.regex(load.stderr, /^peipkg-repo: load state: read repo\.json: no such file or directory\n$/);
+});
