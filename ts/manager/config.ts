@@ -1,0 +1,219 @@
+/**
+ * The farm's `config.toml` (`recipes-and-farm.md` §7, DECISIONS.md Manager): TOML → a typed
+ * `Config`, strict everywhere (an unknown key is a typo), with Go-style durations and listen
+ * addresses and absolute paths (D-15). Every problem is reported at once as a `ConfigError`,
+ * which exits 2 (D-13). It reads no other file: keys and secrets are checked at start-up.
+ */
+
+import { readFile } from 'node:fs/promises';
+import { isAbsolute } from 'node:path';
+
+import { parse as parseToml, TomlError } from 'smol-toml';
+import { z } from 'zod';
+
+import { zstdLevelProblem } from '../build/compression.js';
+import { DEFAULT_BUILD_USER } from '../build/user.js';
+import { formatDuration, parseDuration } from '../duration.js';
+import { InputError, UsageError } from '../errors.js';
+import { adviceErrors, formatZodIssues, type IssuePath } from '../format/issues.js';
+
+/** A config that does not parse or validate: exit 2, with every problem named by key. */
+export class ConfigError extends UsageError {}
+
+export interface ListenAddress {
+  host: string | undefined;
+  port: number;
+}
+
+export interface SigningKeyConfig {
+  name: string;
+  private: string;
+  pubkeyEnv: string;
+}
+
+export interface GrantConfig {
+  recipe: string;
+  injectPubkey: string[];
+  sign: string[];
+}
+
+export interface Config {
+  path: string;
+  manager: {
+    id: string;
+    recipesDir: string;
+    stateDir: string;
+    drainTimeoutMs: number;
+    logFormat: 'logfmt' | 'json';
+    historyKeep: number;
+  };
+  repo: { name: string; description: string };
+  signing: { keyFile: string };
+  upload: { backend: 'none' | 'rclone'; remote: string; retries: number; retryBackoffMs: number };
+  http: { addr: ListenAddress | undefined; webhookSecretFile: string };
+  poll: { defaultIntervalMs: number };
+  build: { concurrency: number; timeoutMs: number; cloneTimeoutMs: number; zstdLevel: number; user: string };
+  signingKeys: SigningKeyConfig[];
+  grants: GrantConfig[];
+}
+
+const MINUTE = 60_000;
+
+/** Go's `net.Listen` address forms: `:8080`, `127.0.0.1:8080`, `[::1]:8080`, `localhost:8080`. */
+export function parseListenAddress(text: string): ListenAddress | undefined {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
+  if (!match) return undefined;
+  const port = Number(match[3]);
+  if (port > 65535) return undefined;
+  const host = match[1] ?? match[2];
+  return { host: host === '' ? undefined : host, port };
+}
+
+const str = z.string();
+const duration = (fallback: string) =>
+  str.default(fallback).transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined || ms < 0) {
+      ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration (write e.g. 90s, 15m, 1h30m)` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+const absolutePath = str.refine((p) => isAbsolute(p), { message: 'must be an absolute path' });
+const optionalPath = str.default('').refine((p) => p === '' || isAbsolute(p), { message: 'must be an absolute path' });
+const positive = z.number().int().positive();
+
+const ConfigWire = z.strictObject({
+  manager: z.strictObject({
+    id: str.min(1, 'is required'),
+    recipes_dir: absolutePath,
+    state_dir: absolutePath,
+    drain_timeout: duration('15m'),
+    log_format: z.enum(['logfmt', 'json']).default('logfmt'),
+    history_keep: positive.default(1000),
+  }),
+  repo: z.strictObject({ name: str.min(1, 'is required'), description: str.default('') }),
+  signing: z.strictObject({ key_file: absolutePath }),
+  upload: z
+    .strictObject({
+      backend: z.enum(['', 'none', 'rclone'], { error: (i) => `${JSON.stringify(i.input)} not recognised (want one of: rclone, none, or empty)` }).default(''),
+      remote: str.default(''),
+      retries: z.number().int().nonnegative().default(5),
+      retry_backoff: duration('30s'),
+    })
+    .prefault({}),
+  http: z
+    .strictObject({
+      addr: str.default(''),
+      webhook_secret_file: optionalPath,
+    })
+    .prefault({}),
+  poll: z.strictObject({ default_interval: duration('0s') }).prefault({}),
+  build: z
+    .strictObject({
+      concurrency: positive.default(1),
+      timeout: duration('2h'),
+      clone_timeout: duration('15m'),
+      zstd_level: z.number().int().default(10),
+      user: str.min(1).default(DEFAULT_BUILD_USER),
+    })
+    .prefault({}),
+  signing_key: z.array(z.strictObject({ name: str.min(1, 'is required'), private: absolutePath, pubkey_env: str.default('') })).default([]),
+  grant: z
+    .array(z.strictObject({ recipe: str.min(1, 'is required'), inject_pubkey: z.array(str).default([]), sign: z.array(str).default([]) }))
+    .default([]),
+});
+
+type Wire = z.infer<typeof ConfigWire>;
+
+const TABLES = new Set(['manager', 'repo', 'signing', 'upload', 'http', 'poll', 'build']);
+
+/** `[upload].backend`, `[[grant]][1].recipe`. */
+function configPath(path: IssuePath): string {
+  let out = '';
+  for (const [i, part] of path.entries()) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else if (i === 0) out += TABLES.has(String(part)) ? `[${String(part)}]` : `[[${String(part)}]]`;
+    else out += `.${String(part)}`;
+  }
+  return out;
+}
+
+/** Checks across keys (§7.2–7.10). */
+function crossProblems(w: Wire): string[] {
+  const problems: string[] = [];
+  if (w.upload.backend === 'rclone' && w.upload.remote === '') problems.push('[upload].remote: is required when backend is rclone');
+  if (w.poll.default_interval < MINUTE) {
+    problems.push(`[poll].default_interval: ${formatDuration(w.poll.default_interval)} is less than the 1-minute minimum (use 1m or greater)`);
+  }
+  const level = zstdLevelProblem(w.build.zstd_level);
+  if (level) problems.push(`[build].zstd_level: ${level}`);
+  if (w.http.addr !== '' && !parseListenAddress(w.http.addr)) {
+    problems.push(`[http].addr: "${w.http.addr}" is not a listen address (write e.g. :8080 or 127.0.0.1:8080)`);
+  }
+  const keys = new Map<string, Wire['signing_key'][number]>();
+  w.signing_key.forEach((k, i) => {
+    if (keys.has(k.name)) problems.push(`[[signing_key]][${i}].name: duplicate name "${k.name}"`);
+    keys.set(k.name, k);
+  });
+  const recipes = new Set<string>();
+  w.grant.forEach((g, i) => {
+    if (recipes.has(g.recipe)) problems.push(`[[grant]][${i}].recipe: duplicate recipe "${g.recipe}"`);
+    recipes.add(g.recipe);
+    for (const name of g.inject_pubkey) {
+      const key = keys.get(name);
+      if (!key) problems.push(`[[grant]][${i}].inject_pubkey: unknown signing key "${name}"`);
+      else if (key.pubkey_env === '') problems.push(`[[grant]][${i}].inject_pubkey: key "${name}" has no pubkey_env`);
+    }
+    for (const name of g.sign) if (!keys.has(name)) problems.push(`[[grant]][${i}].sign: unknown signing key "${name}"`);
+  });
+  return problems;
+}
+
+export function parseConfig(text: string, path: string): Config {
+  let doc: unknown;
+  try {
+    doc = parseToml(text);
+  } catch (error) {
+    if (!(error instanceof TomlError)) throw error;
+    throw new ConfigError(`${path}: TOML syntax error at line ${error.line}, column ${error.column}: ${error.message.split('\n')[0]?.replace(/^Invalid TOML document: /, '')}`);
+  }
+  const parsed = ConfigWire.safeParse(doc, { error: adviceErrors });
+  if (!parsed.success) {
+    const lines = formatZodIssues('config.toml', parsed.error, configPath, 'unknown key (typo?)');
+    throw new ConfigError(`${path}: invalid configuration:\n${lines.map((l) => `  ${l}`).join('\n')}`);
+  }
+  const w = parsed.data;
+  const problems = crossProblems(w);
+  if (problems.length > 0) throw new ConfigError(`${path}: invalid configuration:\n${problems.map((l) => `  config.toml: ${l}`).join('\n')}`);
+  return {
+    path,
+    manager: {
+      id: w.manager.id,
+      recipesDir: w.manager.recipes_dir,
+      stateDir: w.manager.state_dir,
+      drainTimeoutMs: w.manager.drain_timeout,
+      logFormat: w.manager.log_format,
+      historyKeep: w.manager.history_keep,
+    },
+    repo: { name: w.repo.name, description: w.repo.description },
+    signing: { keyFile: w.signing.key_file },
+    upload: { backend: w.upload.backend === 'rclone' ? 'rclone' : 'none', remote: w.upload.remote, retries: w.upload.retries, retryBackoffMs: w.upload.retry_backoff },
+    http: { addr: w.http.addr === '' ? undefined : parseListenAddress(w.http.addr), webhookSecretFile: w.http.webhook_secret_file },
+    poll: { defaultIntervalMs: w.poll.default_interval },
+    build: { concurrency: w.build.concurrency, timeoutMs: w.build.timeout, cloneTimeoutMs: w.build.clone_timeout, zstdLevel: w.build.zstd_level, user: w.build.user },
+    signingKeys: w.signing_key.map((k) => ({ name: k.name, private: k.private, pubkeyEnv: k.pubkey_env })),
+    grants: w.grant.map((g) => ({ recipe: g.recipe, injectPubkey: g.inject_pubkey, sign: g.sign })),
+  };
+}
+
+export async function loadConfig(path: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    // A config that cannot be read is a runtime failure (exit 1), not a malformed one.
+    throw new InputError(`read config ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+  }
+  return parseConfig(text, path);
+}

@@ -1,0 +1,172 @@
+/**
+ * The manager's lifecycle (`recipes-and-farm.md` §8.1, §8.13, D-27, D-28): start-up checks, the
+ * lock on `state_dir`, creating the repository on first run, then either one sweep (`--once`) or
+ * the daemon — watching, HTTP, SIGHUP to reload recipes, SIGTERM/SIGINT to drain.
+ */
+
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { lookupBuildUser, runningAsRoot } from '../build/user.js';
+import { InputError } from '../errors.js';
+import { signingKeyFlag } from '../flags.js';
+import { formatTimestamp } from '../format/timestamp.js';
+import { createLogger, type LogFormat, type Logger, type LogLevel } from '../log.js';
+import { DirLock } from '../native.js';
+import { loadConfig, type Config } from './config.js';
+import { Farm } from './farm.js';
+import { History } from './history.js';
+import { createHttpApp, listen } from './http.js';
+import { stateDirs, type Tools } from './job.js';
+import { loadRoster, type Roster } from './roster.js';
+import { runStep } from './subprocess.js';
+import { findTools } from './tools.js';
+
+export interface ManagerOptions {
+  configPath: string;
+  logLevel: LogLevel;
+  logFormat: LogFormat | undefined;
+  once: boolean;
+}
+
+async function loadRosterLogged(config: Config, log: Logger): Promise<Roster> {
+  const roster = await loadRoster(config.manager.recipesDir, config.poll.defaultIntervalMs);
+  log.info('recipe roster loaded', { count: roster.recipes.length, dir: config.manager.recipesDir, skipped: roster.skipped.length });
+  for (const s of roster.skipped) log.error('recipe skipped', { recipe: s.id, err: s.problems.join('; ') });
+  for (const r of roster.recipes) for (const w of r.warnings) log.warn('recipe warning', { recipe: r.id, warning: w });
+  return roster;
+}
+
+/** `[http].webhook_secret_file`: required and non-empty once a recipe opts into webhooks (D-16). */
+async function webhookSecret(config: Config, roster: Roster): Promise<Buffer | undefined> {
+  if (!config.http.addr) return undefined;
+  const wanted = roster.recipes.some((r) => r.githubWebhook);
+  const file = config.http.webhookSecretFile;
+  if (file === '') {
+    if (wanted) throw new InputError('a recipe sets github_webhook = true, but [http].webhook_secret_file is not set; webhooks need a secret');
+    return undefined;
+  }
+  const secret = (await readFile(file, 'utf8').catch((e: Error) => {
+    throw new InputError(`read webhook secret ${file}: ${e.message}`);
+  })).replace(/[ \t\r\n]+$/, '');
+  if (secret === '') throw new InputError(`webhook secret ${file} is empty; put a long random secret in it (openssl rand -hex 32)`);
+  return Buffer.from(secret);
+}
+
+/** Creates `<state_dir>/repo` with `peipkg-repo init` on the first run. */
+async function ensureRepository(config: Config, tools: Tools, log: Logger): Promise<void> {
+  const repo = stateDirs(config.manager.stateDir).repo;
+  if (await stat(join(repo, 'repo.json')).then(() => true, () => false)) return;
+  log.info('creating the repository', { dir: repo });
+  await runStep('peipkg-repo init', tools.peipkgRepo, [
+    'init', '--name', config.repo.name, ...(config.repo.description ? ['--description', config.repo.description] : []),
+    '--sign-key', config.signing.keyFile, '--timestamp', formatTimestamp(new Date()), '--out', repo,
+  ], { timeoutMs: 60_000 });
+}
+
+/** Runs the manager; resolves to the exit code. Start-up failures throw (the CLI reports them). */
+export async function runManager(options: ManagerOptions): Promise<number> {
+  const config = await loadConfig(options.configPath);
+  const log = createLogger({ level: options.logLevel, format: options.logFormat ?? config.manager.logFormat });
+  await mkdir(config.manager.stateDir, { recursive: true, mode: 0o755 });
+  let lock: DirLock;
+  try {
+    lock = DirLock.acquire(config.manager.stateDir);
+  } catch {
+    throw new InputError(`state_dir ${config.manager.stateDir} is in use by another peipkg-manager (one manager per state directory)`);
+  }
+  try {
+    const tools = await findTools();
+    log.info('tools found', { 'peipkg-build': tools.peipkgBuild, 'peipkg-repo': tools.peipkgRepo, from: Object.values(tools.origin).join(',') });
+    const root = runningAsRoot();
+    await signingKeyFlag(config.signing.keyFile, 'signing.key_file', true);
+    const buildUser = root ? await lookupBuildUser(config.build.user) : undefined;
+    if (!root) log.warn('not running as root: build scripts run as this user and could read the signing key; run as root for isolation');
+    const roster = await loadRosterLogged(config, log);
+    for (const dir of Object.values(stateDirs(config.manager.stateDir))) await mkdir(dir, { recursive: true, mode: 0o755 });
+    const secret = await webhookSecret(config, roster);
+    log.info('peipkg-manager starting', { config: config.path, farm_id: config.manager.id, mode: options.once ? 'once' : 'daemon' });
+    await ensureRepository(config, tools, log);
+    const history = await History.open(config.manager.stateDir, config.manager.historyKeep);
+    await history.removeOrphanLogs();
+    const farm = new Farm({ config, tools, log, history, buildUser, grantFlags: () => [] });
+    farm.setRoster(roster);
+    return options.once ? await sweepOnce(farm, roster) : await daemon(farm, config, log, secret, history);
+  } catch (error) {
+    if (error instanceof InputError) log.error('manager exited with error', { err: error.message });
+    throw error;
+  } finally {
+    lock.release();
+  }
+}
+
+async function sweepOnce(farm: Farm, roster: Roster): Promise<number> {
+  farm.poller.setRecipes(farm.recipes());
+  const unwatched = await farm.poller.pollAll();
+  await farm.queue.idle();
+  await farm.uploader?.idle();
+  await farm.poller.stop();
+  return farm.sweepFailed || unwatched.length > 0 || roster.skipped.length > 0 ? 1 : 0;
+}
+
+async function daemon(farm: Farm, config: Config, log: Logger, secret: Buffer | undefined, history: History): Promise<number> {
+  let server: Awaited<ReturnType<typeof listen>> | undefined;
+  if (config.http.addr) {
+    const app = createHttpApp({
+      status: () => farm.status(),
+      healthy: () => farm.healthy(),
+      buildLog: (id) => (history.get(id) ? history.logPath(id) : undefined),
+      webhookSecret: secret,
+      onRepositoryPush: (urls) => farm.onRepositoryPush(urls),
+      log,
+    });
+    server = await listen(app, config.http.addr);
+    log.info('webhook server listening', { addr: `${config.http.addr.host ?? ''}:${server.port}` });
+  }
+  farm.poller.watch(farm.recipes());
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    let reloading = Promise.resolve();
+    const onHup = (): void => {
+      log.info('received SIGHUP; reloading recipes');
+      reloading = reloading.then(async () => {
+        try {
+          const roster = await loadRosterLogged(config, log);
+          farm.setRoster(roster);
+          farm.poller.watch(farm.recipes());
+          log.info('recipes reloaded', { count: roster.recipes.length, dir: config.manager.recipesDir });
+        } catch (error) {
+          log.error('reload: load roster failed; continuing with existing recipes', { err: (error as Error).message });
+        }
+      });
+    };
+    const onStop = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        log.warn('second signal: stopping running builds now', { signal });
+        farm.abort.abort('stopped by a second signal');
+        return;
+      }
+      stopping = true;
+      log.info('draining: finishing running builds before exit', { signal, drain_timeout_ms: config.manager.drainTimeoutMs });
+      const timer = setTimeout(() => {
+        log.warn('drain timeout reached: stopping running builds');
+        farm.abort.abort(`stopped after the ${Math.round(config.manager.drainTimeoutMs / 1000)}s drain timeout`);
+      }, config.manager.drainTimeoutMs);
+      void (async () => {
+        await farm.poller.stop();
+        await new Promise<void>((r) => (server ? server.server.close(() => r()) : r()));
+        await farm.queue.drain();
+        await farm.uploader?.stop();
+        clearTimeout(timer);
+        process.off('SIGHUP', onHup);
+        process.off('SIGTERM', onStop);
+        process.off('SIGINT', onStop);
+        log.info('peipkg-manager stopped');
+        resolve(0);
+      })();
+    };
+    process.on('SIGHUP', onHup);
+    process.on('SIGTERM', onStop);
+    process.on('SIGINT', onStop);
+  });
+}

@@ -1,0 +1,192 @@
+/**
+ * The running farm: the roster, the queue and its worker, the poller, uploads, counters and
+ * health, and the `/status` document. `daemon.ts` owns the lifecycle (start-up checks, signals,
+ * HTTP); this module owns what happens to a trigger from the queue to the history.
+ */
+
+import { readdir } from 'node:fs/promises';
+
+import type { Logger } from '../log.js';
+import type { BuildUser } from '../build/script.js';
+import type { Config } from './config.js';
+import type { History } from './history.js';
+import { normaliseRepoUrl } from './http.js';
+import { runJob, stateDirs, type Tools } from './job.js';
+import { decide, meetsMinVersion, type Trigger } from './planner.js';
+import { Poller } from './poller.js';
+import { PublishedCache } from './published.js';
+import { EmbeddedQueue, type BuildQueue } from './queue.js';
+import type { Roster, RosterRecipe, SkippedRecipe } from './roster.js';
+import { Uploader } from './upload.js';
+
+const MINUTE = 60_000;
+
+/** Runs async work one piece at a time (publishes and uploads). */
+export function serialiser(): <T>(work: () => Promise<T>) => Promise<T> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return <T>(work: () => Promise<T>): Promise<T> => {
+    const run = tail.then(work, work);
+    tail = run.catch(() => undefined);
+    return run;
+  };
+}
+
+export interface FarmDeps {
+  config: Config;
+  tools: Tools;
+  log: Logger;
+  history: History;
+  buildUser: BuildUser | undefined;
+  grantFlags(recipe: string): string[];
+}
+
+export class Farm {
+  readonly published: PublishedCache;
+  readonly queue: BuildQueue;
+  readonly poller: Poller;
+  readonly uploader: Uploader | undefined;
+  readonly abort = new AbortController();
+  private roster = new Map<string, RosterRecipe>();
+  private skipped: SkippedRecipe[] = [];
+  private counters = { attempted: 0, succeeded: 0 };
+  private readonly buildIds = new Map<string, string>();
+  private lastProgress = Date.now();
+  /** Set when a build or publish failed, or a recipe could not be watched (`--once` exits 1). */
+  sweepFailed = false;
+
+  constructor(private readonly deps: FarmDeps) {
+    const { config, log } = deps;
+    const dirs = stateDirs(config.manager.stateDir);
+    const exclusive = serialiser();
+    this.published = new PublishedCache(dirs.repo);
+    this.uploader =
+      config.upload.backend === 'rclone'
+        ? new Uploader(
+            { repoDir: dirs.repo, remote: config.upload.remote, retries: config.upload.retries, retryBackoffMs: config.upload.retryBackoffMs, timeoutMs: 60 * MINUTE },
+            log,
+            exclusive,
+          )
+        : undefined;
+    this.queue = new EmbeddedQueue(config.build.concurrency, (trigger) => this.work(trigger, exclusive));
+    this.poller = new Poller({
+      log,
+      published: this.published,
+      backoff: deps.history,
+      queue: this.queue,
+      lsRemoteTimeoutMs: 2 * MINUTE,
+      onPolled: (_recipe, ok) => {
+        this.lastProgress = Date.now();
+        if (!ok) this.sweepFailed = true;
+      },
+    });
+  }
+
+  setRoster(roster: Roster): void {
+    this.roster = new Map(roster.recipes.map((r) => [r.id, r]));
+    this.skipped = roster.skipped;
+  }
+
+  recipes(): RosterRecipe[] {
+    return [...this.roster.values()];
+  }
+
+  skippedRecipes(): SkippedRecipe[] {
+    return this.skipped;
+  }
+
+  /** The queue's worker: re-check the trigger against the current state, then run the job. */
+  private async work(trigger: Trigger, exclusive: <T>(work: () => Promise<T>) => Promise<T>): Promise<void> {
+    const { log, history } = this.deps;
+    const key = `${trigger.recipe.id}@${trigger.version}`;
+    const current = this.roster.get(trigger.recipe.id);
+    if (!current) {
+      log.debug('trigger dropped (recipe removed from roster)', { recipe: trigger.recipe.id, tag: trigger.tag });
+      return;
+    }
+    if (!meetsMinVersion(current, trigger.upstreamVersion)) {
+      log.debug('trigger dropped (current recipe min_version forbids)', { recipe: trigger.recipe.id, version: trigger.version, min_version: current.upstream?.minVersion ?? '' });
+      return;
+    }
+    const decision = decide(trigger.recipe, trigger.version, await this.published.current(), history, Date.now());
+    if (decision !== 'build') {
+      log.debug(decision === 'published' ? 'trigger skipped (already published)' : 'trigger skipped (in failure backoff window)', {
+        recipe: trigger.recipe.id,
+        version: trigger.version,
+        source: trigger.source,
+      });
+      return;
+    }
+    const record = await history.begin({ recipe: trigger.recipe.id, version: trigger.version, tag: trigger.tag, source: trigger.source });
+    this.buildIds.set(key, record.id);
+    this.counters.attempted++;
+    this.lastProgress = Date.now();
+    try {
+      const done = await runJob(
+        {
+          config: this.deps.config,
+          tools: this.deps.tools,
+          log,
+          history,
+          published: this.published,
+          buildUser: this.deps.buildUser,
+          grantFlags: (id) => this.deps.grantFlags(id),
+          publishLock: exclusive,
+          onPublished: () => this.uploader?.request(),
+          abort: this.abort.signal,
+        },
+        trigger,
+        record,
+      );
+      if (done.state === 'succeeded') this.counters.succeeded++;
+      else if (done.state === 'failed') this.sweepFailed = true;
+    } finally {
+      this.buildIds.delete(key);
+      this.lastProgress = Date.now();
+    }
+  }
+
+  /** Polls now every opted-in recipe whose upstream is one of `urls` (a webhook). */
+  onRepositoryPush(urls: string[]): string[] {
+    const wanted = new Set(urls.map(normaliseRepoUrl));
+    const matched = this.recipes().filter((r) => r.upstream && r.githubWebhook && wanted.has(normaliseRepoUrl(r.upstream.git)));
+    for (const r of matched) void this.poller.pollNow(r.id, 'webhook');
+    return matched.map((r) => r.id);
+  }
+
+  /** 503 once work is due and nothing moved for 3 × the shortest poll interval (at least 5 minutes). */
+  healthy(): boolean {
+    const watched = this.recipes().filter((r) => r.upstream);
+    if (watched.length === 0) return true;
+    const shortest = Math.min(...watched.map((r) => r.pollIntervalMs));
+    return Date.now() - this.lastProgress <= Math.max(3 * shortest, 5 * MINUTE);
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    const { config, history } = this.deps;
+    const running = this.queue.running().sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+    const oldest = running[0];
+    const failures = [...history.failures.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const quarantine = await readdir(stateDirs(config.manager.stateDir).quarantine).catch(() => [] as string[]);
+    return {
+      farm_id: config.manager.id,
+      recipes: [...this.roster.keys()].sort(),
+      builds_attempted: this.counters.attempted,
+      builds_succeeded: this.counters.succeeded,
+      ...(oldest ? { in_flight: { recipe: oldest.trigger.recipe.id, version: oldest.trigger.version, started_at: oldest.startedAt } } : {}),
+      ...(failures.length > 0 ? { failures: Object.fromEntries(failures.map(([k, v]) => [k, { failures: v.failures, next_retry: v.nextRetry }])) } : {}),
+      running: running.map((r) => ({
+        build: this.buildIds.get(`${r.trigger.recipe.id}@${r.trigger.version}`) ?? null,
+        recipe: r.trigger.recipe.id,
+        version: r.trigger.version,
+        tag: r.trigger.tag,
+        source: r.trigger.source,
+        started_at: r.startedAt,
+      })),
+      queue: this.queue.queued().map((t) => ({ recipe: t.recipe.id, version: t.version, tag: t.tag, source: t.source })),
+      skipped_recipes: this.skipped.map((s) => ({ recipe: s.id, problems: s.problems })),
+      history: history.recent(20),
+      upload: this.uploader ? this.uploader.status() : { state: 'disabled', attempts: 0, pending: false },
+      quarantine: quarantine.sort(),
+    };
+  }
+}

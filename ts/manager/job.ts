@@ -1,0 +1,211 @@
+/**
+ * One build job (`recipes-and-farm.md` §8.6–8.7, D-24, D-25): fetch the tag, run `peipkg-build`,
+ * publish the outputs as this job's own batch with `peipkg-repo`, and record the attempt. Every
+ * step has a timeout and runs in its own process group; output goes to the build's log.
+ *
+ * A batch that fails to publish is moved to `quarantine/<build id>/` and never sent again
+ * automatically, so one bad package cannot wedge later publishes. Outputs the archive already
+ * holds (a stanza back-filled next to published ones) are dropped before publishing.
+ */
+
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { chownTree } from '../build/user.js';
+import { formatDuration } from '../duration.js';
+import { parsePackageFileName } from '../format/names.js';
+import { formatTimestamp } from '../format/timestamp.js';
+import type { Logger } from '../log.js';
+import type { BuildUser } from '../build/script.js';
+import type { Config } from './config.js';
+import type { History, BuildRecord } from './history.js';
+import type { Trigger } from './planner.js';
+import type { PublishedCache } from './published.js';
+import { runStep } from './subprocess.js';
+import { GIT_ENV } from './upstream.js';
+
+export interface Tools {
+  peipkgBuild: string;
+  peipkgRepo: string;
+}
+
+export interface JobContext {
+  config: Config;
+  tools: Tools;
+  log: Logger;
+  history: History;
+  published: PublishedCache;
+  /** Set when running as root: build scripts run as this user. */
+  buildUser: BuildUser | undefined;
+  /** Extra peipkg-build flags granted to a recipe (`[[grant]]`). */
+  grantFlags(recipe: string): string[];
+  /** Publishes run one at a time, whatever the build concurrency. */
+  publishLock: <T>(work: () => Promise<T>) => Promise<T>;
+  /** Called after every successful publish (uploads follow). */
+  onPublished(): void;
+  abort: AbortSignal;
+}
+
+export const stateDirs = (stateDir: string) => ({
+  sources: join(stateDir, 'sources'),
+  stage: join(stateDir, 'stage'),
+  publish: join(stateDir, 'publish'),
+  quarantine: join(stateDir, 'quarantine'),
+  repo: join(stateDir, 'repo'),
+});
+
+/** UTC now, whole seconds; never earlier than the repository's current generated_at. */
+export function publishTimestamp(previous: string): string {
+  const now = formatTimestamp(new Date());
+  const before = Date.parse(previous);
+  return !Number.isNaN(before) && before > Date.parse(now) ? formatTimestamp(new Date(before)) : now;
+}
+
+async function removeGitDirs(dir: string): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.name === '.git') await rm(path, { recursive: true, force: true });
+    else if (entry.isDirectory()) await removeGitDirs(path);
+  }
+}
+
+interface Fetched {
+  commit: string;
+  timestamp: string;
+}
+
+async function fetch(ctx: JobContext, trigger: Trigger, sourceDir: string, logFile: string): Promise<Fetched> {
+  const upstream = trigger.recipe.upstream!;
+  const timeoutMs = ctx.config.build.cloneTimeoutMs;
+  const git = (what: string, args: string[], capture = false): Promise<string> =>
+    runStep(what, 'git', args, { timeoutMs, logFile, captureStdout: capture, env: GIT_ENV, abort: ctx.abort });
+  await git('git clone', ['clone', '--depth', '1', '--branch', trigger.tag, '--single-branch', '--no-tags', '--', upstream.git, sourceDir]);
+  if (upstream.submodules) await git('git submodule update', ['-C', sourceDir, 'submodule', 'update', '--init', '--recursive', '--depth', '1']);
+  const [seconds, commit] = (await git('git log', ['-C', sourceDir, 'log', '-1', '--format=%ct %H', 'HEAD'], true)).trim().split(' ');
+  const timestamp = formatTimestamp(new Date(Number(seconds) * 1000));
+  await removeGitDirs(sourceDir);
+  if (ctx.buildUser) await chownTree(sourceDir, ctx.buildUser);
+  return { commit: commit ?? '', timestamp };
+}
+
+class StageFailure extends Error {
+  constructor(
+    readonly stage: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function stage<T>(name: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw new StageFailure(name, (error as Error).message);
+  }
+}
+
+/** Runs one trigger to the end; resolves with the finished record (it never throws for a failed build). */
+export async function runJob(ctx: JobContext, trigger: Trigger, record: BuildRecord): Promise<BuildRecord> {
+  const { config, tools, history } = ctx;
+  const dirs = stateDirs(config.manager.stateDir);
+  const jobKey = `${trigger.recipe.id}-${trigger.version}`;
+  const sourceDir = join(dirs.sources, jobKey);
+  const stageDir = join(dirs.stage, record.id);
+  const batchDir = join(dirs.publish, record.id);
+  const logFile = history.logPath(record.id);
+  const log = ctx.log.child({ job: record.id });
+  log.info('starting build', { recipe: trigger.recipe.id, tag: trigger.tag, version: trigger.version, source: trigger.source });
+  await history.update(record.id, { state: 'running', startedAt: new Date().toISOString() });
+  try {
+    await rm(sourceDir, { recursive: true, force: true });
+    await rm(stageDir, { recursive: true, force: true });
+    await mkdir(sourceDir, { recursive: true });
+    const fetched = await stage('fetch', () => fetch(ctx, trigger, sourceDir, logFile));
+    await history.update(record.id, { commit: fetched.commit });
+    await stage('build', () =>
+      runStep(`peipkg-build ${trigger.recipe.id} ${trigger.version}`, tools.peipkgBuild, [
+        'build',
+        '--recipe', join(config.manager.recipesDir, trigger.recipe.id, 'peipkg.toml'),
+        '--source', sourceDir,
+        '--version', trigger.version,
+        '--source-ref', `git+${trigger.recipe.upstream!.git}#refs/tags/${trigger.tag}`,
+        '--farm-id', config.manager.id,
+        '--timestamp', fetched.timestamp,
+        '--out', stageDir,
+        '--sign-key', config.signing.keyFile,
+        '--zstd-level', String(config.build.zstdLevel),
+        '--timeout', `${Math.round(config.build.timeoutMs / 1000)}s`,
+        ...(ctx.buildUser ? ['--build-user', ctx.buildUser.name] : []),
+        ...ctx.grantFlags(trigger.recipe.id),
+      ], { timeoutMs: config.build.timeoutMs + 60_000, logFile, abort: ctx.abort }),
+    );
+    const outputs = (await readdir(stageDir).catch(() => [] as string[])).filter((n) => n.endsWith('.peipkg'));
+    if (outputs.length === 0) throw new StageFailure('build', `peipkg-build succeeded but produced no .peipkg files in ${stageDir}`);
+    const published = await stage('publish', () => publishBatch(ctx, outputs, stageDir, batchDir, logFile));
+    await history.clearFailure(trigger.recipe.id, trigger.version);
+    const done = { state: 'succeeded' as const, finishedAt: new Date().toISOString(), outputs: published };
+    await history.update(record.id, done);
+    log.info('build + publish complete', { recipe: trigger.recipe.id, version: trigger.version, outputs: published.length, build_timestamp: fetched.timestamp });
+    ctx.onPublished();
+    return { ...record, ...done };
+  } catch (error) {
+    const stageName = error instanceof StageFailure ? error.stage : 'build';
+    const message = (error as Error).message;
+    if (ctx.abort.aborted) {
+      // Stopped by shutdown, not broken: no failure record, so no back-off after the restart.
+      const interrupted = { state: 'interrupted' as const, finishedAt: new Date().toISOString(), stage: stageName, error: message };
+      await history.update(record.id, interrupted);
+      log.warn('build interrupted by shutdown', { recipe: trigger.recipe.id, version: trigger.version, stage: stageName });
+      return { ...record, ...interrupted };
+    }
+    const { retryAfterMs } = await history.recordFailure(trigger.recipe.id, trigger.version, Date.now());
+    let quarantine: string | undefined;
+    if (stageName === 'publish') quarantine = await quarantineBatch(batchDir, join(dirs.quarantine, record.id));
+    const failed = { state: 'failed' as const, finishedAt: new Date().toISOString(), stage: stageName, error: message, ...(quarantine ? { quarantine } : {}) };
+    await history.update(record.id, failed);
+    log.error(stageName === 'publish' ? 'publish failed' : 'build failed', {
+      recipe: trigger.recipe.id,
+      version: trigger.version,
+      err: message,
+      next_retry_after: formatDuration(retryAfterMs),
+      ...(quarantine ? { quarantine } : {}),
+    });
+    return { ...record, ...failed };
+  } finally {
+    await rm(sourceDir, { recursive: true, force: true });
+    await rm(stageDir, { recursive: true, force: true });
+    await rm(batchDir, { recursive: true, force: true });
+  }
+}
+
+/** Moves this job's outputs into its own batch, drops what is already published, and publishes it. */
+async function publishBatch(ctx: JobContext, outputs: string[], stageDir: string, batchDir: string, logFile: string): Promise<string[]> {
+  const { config, tools } = ctx;
+  const repo = stateDirs(config.manager.stateDir).repo;
+  return ctx.publishLock(async () => {
+    const view = await ctx.published.current();
+    await mkdir(batchDir, { recursive: true });
+    const sent: string[] = [];
+    for (const file of outputs) {
+      const id = parsePackageFileName(file);
+      if (id && view.has(id.name, id.version, id.architecture)) continue;
+      await rename(join(stageDir, file), join(batchDir, file));
+      sent.push(file);
+    }
+    if (sent.length === 0) return sent;
+    await runStep('peipkg-repo publish', tools.peipkgRepo, [
+      'publish', '--in', repo, '--new', batchDir, '--out', repo, '--sign-key', config.signing.keyFile, '--timestamp', publishTimestamp(view.generatedAt),
+    ], { timeoutMs: 10 * 60_000, logFile });
+    return sent;
+  });
+}
+
+/** Keeps a batch that failed to publish for the operator; it is never re-sent automatically. */
+async function quarantineBatch(batchDir: string, target: string): Promise<string | undefined> {
+  const files = await readdir(batchDir).catch(() => [] as string[]);
+  if (files.length === 0) return undefined;
+  await mkdir(join(target, '..'), { recursive: true });
+  await rename(batchDir, target);
+  return target;
+}
