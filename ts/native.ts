@@ -208,6 +208,8 @@ interface RawAddon {
   ed25519Sign(key: SigningKey, message: Uint8Array): Buffer;
   ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
   publicKeyParse(bytes: Uint8Array): PublicKeyInfo;
+  elfSign(path: string, key: SigningKey): Promise<void>;
+  elfVerify(path: string, publicKey: Uint8Array): Promise<boolean>;
   dirLockTry(path: string): RawLock;
   dirLockWait(path: string, timeoutMs: number): Promise<RawLock>;
   dirLockRelease(lock: RawLock): void;
@@ -398,6 +400,15 @@ export const verifySignature = (publicKey: Uint8Array, message: Uint8Array, sign
 
 /** Reads a public key file's bytes (32 raw bytes or SPKI PEM). */
 export const parsePublicKey = (bytes: Uint8Array): PublicKeyInfo => call(() => addon.publicKeyParse(bytes));
+
+/**
+ * Appends a `.peios.sig` section to the little-endian ELF64 at `path` (`package-format.md` §7.5),
+ * in place, keeping its mode. Refuses symlinks, other ELF classes, and files already signed.
+ */
+export const signElf = (path: string, key: SigningKey): Promise<void> => callAsync(() => addon.elfSign(path, key));
+
+/** Whether the `.peios.sig` of the ELF at `path` verifies with `publicKey` (raw or SPKI PEM). */
+export const verifyElf = (path: string, publicKey: Uint8Array): Promise<boolean> => callAsync(() => addon.elfVerify(path, publicKey));
 
 /** An exclusive `flock` on a directory, dropped by `release()` or when the process ends. */
 export class DirLock {

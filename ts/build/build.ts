@@ -7,7 +7,7 @@
  * only then are packages written, into a temporary directory inside `--out`, and renamed in.
  */
 
-import { mkdir, mkdtemp, rm, chmod, stat } from 'node:fs/promises';
+import { chmod, lchown, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -17,7 +17,7 @@ import { manifestProblems, manifestWarnings } from '../format/manifest.js';
 import { packageFileName } from '../format/names.js';
 import { timestampSeconds } from '../format/timestamp.js';
 import { versionProblem } from '../format/version.js';
-import { pack, sha256Files, type FileDigest, type SigningKey } from '../native.js';
+import { pack, sha256Files, signElf, type FileDigest, type SigningKey } from '../native.js';
 import { packageEntries, payloadOf, stanzaManifest, type BuildInfo } from './assemble.js';
 import { OutputBatch } from './output.js';
 import { partition, payloadProblems, PartitionError } from './partition.js';
@@ -36,6 +36,8 @@ export interface BuildRequest {
   timestamp: string;
   outDir: string;
   signingKey: SigningKey | undefined;
+  /** Keys for `[[sign]]`, by the name recipes use. */
+  binarySignKeys: ReadonlyMap<string, SigningKey>;
   buildEnv: ReadonlyMap<string, string>;
   zstd: ZstdSettings;
   timeoutMs: number | undefined;
@@ -58,9 +60,11 @@ async function preflight(request: BuildRequest): Promise<Recipe> {
   const version = versionProblem(request.version);
   if (version) throw new InputError(`--version "${request.version}": ${version}`);
   const { recipe } = await loadRecipe(request.recipePath);
-  if (recipe.signs.length > 0) {
-    throw new InputError(`${recipe.path}: [[sign]] needs binary signing keys (--binary-sign-key), which this build does not support yet`);
-  }
+  recipe.signs.forEach((rule, i) => {
+    if (!request.binarySignKeys.has(rule.key)) {
+      throw new InputError(`sign[${i}] ${rule.path}: no signing key named "${rule.key}" supplied (need --binary-sign-key ${rule.key}=PATH)`);
+    }
+  });
   return recipe;
 }
 
@@ -178,6 +182,17 @@ export async function runBuild(request: BuildRequest): Promise<BuiltPackage[]> {
       });
     } finally {
       scriptRunning = false;
+    }
+
+    // [[sign]]: after build.sh, before partitioning; signing is the last change to each binary (§2.7).
+    for (const [i, rule] of recipe.signs.entries()) {
+      try {
+        await signElf(join(destDir, rule.path), request.binarySignKeys.get(rule.key)!);
+        // The signed copy was written by us (root); it is still the script's file.
+        if (request.user) await lchown(join(destDir, rule.path), request.user.uid, request.user.gid);
+      } catch (error) {
+        throw new InputError(`sign[${i}] ${rule.path}: ${(error as Error).message.replace(`${join(destDir, rule.path)}: `, '')}`);
+      }
     }
 
     const staged = await walkStaged(destDir);

@@ -7,7 +7,8 @@
 import type { Argv } from 'yargs';
 
 import { runTool } from '../cli.js';
-import { InputError } from '../errors.js';
+import { InputError, PeipkgError } from '../errors.js';
+import { signElf, type SigningKey } from '../native.js';
 import {
   booleanFlag,
   durationFlag,
@@ -22,6 +23,7 @@ import {
 } from '../flags.js';
 import { runBuild, type BuiltPackage } from './build.js';
 import { DEFAULT_ZSTD, zstdLevelProblem, type ZstdSettings } from './compression.js';
+import { checkRecipe } from './check.js';
 import { describeSignature, inspectPackages } from './inspect.js';
 import { runPack } from './pack.js';
 import { ENV_NAME, RESERVED_ENV } from './script.js';
@@ -55,9 +57,24 @@ function printPackages(packages: BuiltPackage[], json: boolean): void {
   else for (const p of packages) process.stdout.write(`${p.path}\n`);
 }
 
+/** `--binary-sign-key NAME=PATH`, each key loaded now (before any build script can run). */
+async function binarySignKeys(args: FlagBag): Promise<Map<string, SigningKey>> {
+  const keys = new Map<string, SigningKey>();
+  for (const [name, path] of nameValueFlag(args, 'binary-sign-key', 'PATH')) {
+    try {
+      keys.set(name, await signingKeyFlag(path, 'binary-sign-key', true));
+    } catch (error) {
+      if (!(error instanceof PeipkgError)) throw error;
+      throw new InputError(`--binary-sign-key "${name}": ${error.message}`, { cause: error });
+    }
+  }
+  return keys;
+}
+
 async function buildCommand(args: FlagBag): Promise<void> {
   const zstd = zstdSettings(args);
   const env = buildEnv(args);
+  const binaryKeys = await binarySignKeys(args);
   const flags = requireFlags(args, ['recipe', 'source', 'version', 'source-ref', 'farm-id', 'timestamp', 'out']);
   const timestamp = timestampFlag(flags.timestamp);
   const timeoutMs = durationFlag(args, 'timeout');
@@ -75,6 +92,7 @@ async function buildCommand(args: FlagBag): Promise<void> {
     timestamp,
     outDir: flags.out,
     signingKey,
+    binarySignKeys: binaryKeys,
     buildEnv: env,
     zstd,
     timeoutMs,
@@ -97,6 +115,28 @@ async function packCommand(args: FlagBag): Promise<void> {
     warn,
   });
   printPackages([built], booleanFlag(args, 'json'));
+}
+
+async function checkCommand(args: FlagBag): Promise<void> {
+  const { recipe } = requireFlags(args, ['recipe']);
+  const report = await checkRecipe({ recipePath: recipe, tags: listFlag(args, 'tags'), stagedDir: optionalFlag(args, 'staged') });
+  if (booleanFlag(args, 'json')) {
+    process.stdout.write(`${JSON.stringify({ valid: report.problems.length === 0, ...report }, null, 2)}\n`);
+  } else {
+    const lines = [...report.summary, ...report.tags.map((t) => `  tag ${t.tag}${t.version ? ` → ${t.version}` : ''}: ${t.result}`)];
+    process.stdout.write(`${lines.join('\n')}\n`);
+    for (const w of report.warnings) process.stderr.write(`${TOOL}: warning: ${w}\n`);
+    if (report.problems.length === 0) process.stdout.write(`${recipe}: valid\n`);
+    else process.stderr.write(`${recipe}: ${report.problems.length} problem(s):\n${report.problems.map((p) => `  ${p.replaceAll('\n', '\n  ')}`).join('\n')}\n`);
+  }
+  if (report.problems.length > 0) process.exitCode = 1;
+}
+
+async function binarySignCommand(args: FlagBag): Promise<void> {
+  const flags = requireFlags(args, ['in', 'key']);
+  const key = await signingKeyFlag(flags.key, 'key', false);
+  await signElf(flags.in, key);
+  process.stdout.write(`${flags.in}\n`);
 }
 
 async function verifyCommand(args: FlagBag): Promise<void> {
@@ -142,6 +182,7 @@ export function declareCommands(parser: Argv): Argv {
           .option('build-env', value('NAME=VALUE: an extra variable for build.sh (repeatable)'))
           .option('zstd-level', value(`zstd level 1-22 (default ${DEFAULT_ZSTD.level})`))
           .option('timeout', value('stop build.sh after this long, e.g. 2h (default: no limit)'))
+          .option('binary-sign-key', value('NAME=PATH: a key for the recipe\'s [[sign]] stanzas (repeatable)'))
           .option('build-user', value(`when run as root, the user build.sh runs as (default ${DEFAULT_BUILD_USER})`))
           .option('json', { type: 'boolean', describe: 'print a JSON summary instead of one path per line' })
           .example('$0 build --recipe hello/peipkg.toml --source src --version 1.0-1 --source-ref git+https://x#refs/tags/v1.0 --farm-id farm-1 --timestamp 2026-05-06T12:00:00Z --out out --sign-key farm.ed25519', ''),
@@ -159,6 +200,23 @@ export function declareCommands(parser: Argv): Argv {
           .option('zstd-level', value(`zstd level 1-22 (default ${DEFAULT_ZSTD.level})`))
           .option('json', { type: 'boolean', describe: 'print a JSON summary instead of the path' }),
       handler(packCommand),
+    )
+    .command(
+      'check',
+      'Validate a recipe completely without building it (for recipe authors and CI)',
+      (y) =>
+        y
+          .option('recipe', value('path of peipkg.toml'))
+          .option('tags', { type: 'array', string: true, requiresArg: true, describe: 'upstream tag names to test tag_pattern against' })
+          .option('staged', value('a staged tree (what build.sh produces) to test the file globs against'))
+          .option('json', { type: 'boolean', describe: 'print the report as JSON' }),
+      handler(checkCommand),
+    )
+    .command(
+      'binary-sign',
+      'Embed a .peios.sig signature into a little-endian ELF64 binary, in place',
+      (y) => y.option('in', value('the ELF binary to sign')).option('key', value('Ed25519 private key (PKCS#8 PEM or 32-byte seed)')),
+      handler(binarySignCommand),
     )
     .command(
       'verify <files..>',

@@ -55,6 +55,8 @@ pub fn register(env: Env, exports: Value) -> Result<()> {
         ("signingKeyInfo", signing_key_info),
         ("ed25519Sign", ed25519_sign),
         ("ed25519Verify", ed25519_verify),
+        ("elfSign", elf_sign),
+        ("elfVerify", elf_verify),
         ("publicKeyParse", public_key_parse),
         ("dirLockTry", dir_lock_try),
         ("dirLockWait", dir_lock_wait),
@@ -722,6 +724,18 @@ fn ed25519_verify(env: Env, args: &[Value]) -> Result<Value> {
     let message = env.get_bytes(arg(args, 1, "message")?, "message")?;
     let signature = env.get_bytes(arg(args, 2, "signature")?, "signature")?;
     env.boolean(ed25519::verify(&public, &message, &signature))
+}
+
+fn elf_sign(env: Env, args: &[Value]) -> Result<Value> {
+    let path = path_arg(env, args, 0, "path")?;
+    let key = env.get_external::<SigningKey>(arg(args, 1, "key")?, &KEY_TAG, "key", "a SigningKey")?;
+    env.promise("peipkg.elfSign", move || crate::elf::sign(&path, &key), |env, ()| env.undefined())
+}
+
+fn elf_verify(env: Env, args: &[Value]) -> Result<Value> {
+    let path = path_arg(env, args, 0, "path")?;
+    let public = ed25519::parse_public_key(&env.get_bytes(arg(args, 1, "publicKey")?, "publicKey")?, "publicKey")?;
+    env.promise("peipkg.elfVerify", move || crate::elf::verify(&path, &public), |env, ok| env.boolean(ok))
 }
 
 fn public_key_parse(env: Env, args: &[Value]) -> Result<Value> {

@@ -9,6 +9,7 @@
 mod bindings;
 pub mod durable;
 pub mod ed25519;
+pub mod elf;
 pub mod error;
 #[allow(unsafe_code)]
 mod ffi;

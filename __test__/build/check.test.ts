@@ -1,0 +1,84 @@
+/**
+ * `peipkg-build check`: a complete validation without building — exit 0 when valid, 1 with every
+ * problem listed; tags shown with the versions they would produce.
+ */
+
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import test from 'ava';
+
+import { runTool } from '../helpers/cli.js';
+import { tempDir } from '../helpers/fs.js';
+import { makeRecipe } from '../helpers/recipes.js';
+
+const recipe = (upstream: string, extraPackage = ''): string =>
+  `[meta]\nlicense = "MIT"\nbuild_script = "build.sh"\n\n[[package]]\nname = "busybox"\narchitecture = "x86_64"\nfiles = ["usr/bin/**"]\n${extraPackage}\n${upstream}`;
+
+test('a valid recipe passes and shows the versions its tags give', async (t) => {
+  const path = await makeRecipe(t, {
+    id: 'busybox',
+    toml: recipe('[upstream]\ngit = "https://git.busybox.net/busybox"\ntag_pattern = "^(?P<major>[0-9]+)_(?P<minor>[0-9]+)_(?P<patch>[0-9]+)$"\npeios_revision = 2\nmin_version = "1.37.0"\n'),
+    script: 'true\n',
+  });
+  const result = await runTool('peipkg-build', ['check', '--recipe', path, '--tags', '1_37_0', '1_36_1', 'v1.0', 'x;rm', '--json']);
+  t.is(result.exitCode, 0, result.stderr);
+  const report = JSON.parse(result.stdout) as { valid: boolean; tags: Array<{ tag: string; version?: string; result: string }> };
+  t.true(report.valid);
+  t.deepEqual(report.tags, [
+    { tag: '1_37_0', version: '1.37.0-2', result: 'builds' },
+    { tag: '1_36_1', version: '1.36.1-2', result: 'skipped: below min_version 1.37.0' },
+    { tag: 'v1.0', result: 'no match' },
+    { tag: 'x;rm', result: 'refused: not a safe tag name (the farm ignores it)' },
+  ]);
+  const human = await runTool('peipkg-build', ['check', '--recipe', path, '--tags', '1_37_0']);
+  t.regex(human.stdout, /tag 1_37_0 → 1\.37\.0-2: builds/);
+  t.regex(human.stdout, /valid\n$/);
+});
+
+for (const [name, upstream, message] of [
+  ['a tag_pattern without a capture group', 'tag_pattern = "^v[0-9.]+$"', /must have at least one capture group/],
+  ['an invalid regex', 'tag_pattern = "^v(?=x)(.*)$"', /invalid tag_pattern "\^v\(\?=x\)\(\.\*\)\$": error parsing regexp: invalid or unsupported Perl syntax/],
+  ['an unknown named group', 'tag_pattern = "^v(?P<version>.*)$"', /unknown named group "version"/],
+  ['an unknown [upstream] key', 'tag_pattern = "^v(.*)$"\nmin_verison = "1.0"', /\[upstream\]\.min_verison: unknown key/],
+  ['an invalid min_version', 'tag_pattern = "^v(.*)$"\nmin_version = "_1"', /\[upstream\]\.min_version: "_1" is not an upstream version/],
+] as const) {
+  test(`check refuses ${name}`, async (t) => {
+    const path = await makeRecipe(t, { id: 'busybox', toml: recipe(`[upstream]\ngit = "https://x.org/r"\n${upstream}\n`), script: 'true\n' });
+    const result = await runTool('peipkg-build', ['check', '--recipe', path]);
+    t.is(result.exitCode, 1);
+    t.regex(result.stderr, message);
+    t.regex(result.stderr, /: \d+ problem\(s\):/);
+  });
+}
+
+test('check lists every problem at once, and an unknown build key', async (t) => {
+  const path = await makeRecipe(t, {
+    id: 'busybox',
+    toml: recipe('[upstream]\ngit = "https://x.org/r"\ntag_pattern = "^v[0-9]+$"\n', '\n[[package]]\nname = "Bad Name"\narchitecture = "sparc"\nfiles = ["[oops"]\n'),
+    script: 'true\n',
+  });
+  const result = await runTool('peipkg-build', ['check', '--recipe', path, '--json']);
+  t.is(result.exitCode, 1);
+  const report = JSON.parse(result.stdout) as { problems: string[] };
+  t.true(report.problems.some((p) => /package\[1\]\.name: package name "Bad Name"/.test(p)));
+  t.true(report.problems.some((p) => /package\[1\]\.architecture: "sparc" is not one of x86_64, aarch64, noarch/.test(p)));
+  t.true(report.problems.some((p) => /package\[1\]\.files\[0\]: invalid glob "\[oops": syntax error in pattern/.test(p)));
+  const typo = await makeRecipe(t, { id: 'busybox', toml: recipe('').replace('license', 'licence'), script: 'true\n' });
+  const typoResult = await runTool('peipkg-build', ['check', '--recipe', typo]);
+  t.is(typoResult.exitCode, 1);
+  t.regex(typoResult.stderr, /\[meta\]\.licence: unknown key/);
+});
+
+test('with --staged, a glob that matches nothing is an error (a warning in build)', async (t) => {
+  const path = await makeRecipe(t, { id: 'busybox', toml: recipe('').replace('files = ["usr/bin/**"]', 'files = ["usr/bin/**", "usr/share/man/**"]'), script: 'true\n' });
+  const staged = await tempDir(t);
+  await mkdir(join(staged, 'usr/bin'), { recursive: true });
+  await writeFile(join(staged, 'usr/bin/busybox'), 'ELF');
+  const result = await runTool('peipkg-build', ['check', '--recipe', path, '--staged', staged]);
+  t.is(result.exitCode, 1);
+  t.regex(result.stderr, /package busybox: files\[1\] "usr\/share\/man\/\*\*" matches nothing/);
+  await writeFile(join(staged, 'orphan'), 'x');
+  const orphan = await runTool('peipkg-build', ['check', '--recipe', path, '--staged', staged]);
+  t.regex(orphan.stderr, /staged paths claimed by no package:\n {4}orphan/);
+});

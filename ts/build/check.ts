@@ -1,0 +1,97 @@
+/**
+ * `peipkg-build check`: validates a recipe completely without building, for recipe authors and for
+ * CI on a recipes repository — the build sections (schema, names, relations, globs), the manager's
+ * sections (tag_pattern compiled with the same RE2 engine, min_version, poll interval), the tags
+ * given with `--tags` and the versions they would produce, and, with `--staged`, how a staged tree
+ * partitions (orphans, overlaps, layout, and globs that match nothing, which are errors here).
+ */
+
+import { basename } from 'node:path';
+
+import { compareVersions, versionProblem } from '../format/version.js';
+import { rosterEntry } from '../manager/roster.js';
+import { asTagName } from '../manager/tagPattern.js';
+import { loadRecipe, RecipeError, type Recipe } from './recipe.js';
+import { partition, PartitionError, payloadProblems } from './partition.js';
+import { walkStaged } from './stage.js';
+
+export interface CheckRequest {
+  recipePath: string;
+  tags: string[];
+  stagedDir: string | undefined;
+}
+
+export interface CheckReport {
+  recipe: string;
+  problems: string[];
+  warnings: string[];
+  /** What the recipe builds and what each tag gives, for people. */
+  summary: string[];
+  tags: Array<{ tag: string; version?: string; result: string }>;
+}
+
+const DEFAULT_INTERVAL_MS = 60 * 60_000;
+
+function tagResults(tags: string[], report: CheckReport, entry: ReturnType<typeof rosterEntry>): void {
+  if (tags.length === 0) return;
+  const upstream = 'upstream' in entry ? entry.upstream : undefined;
+  if (!upstream) {
+    if ('problems' in entry) return; // the pattern itself is broken; already reported
+    report.problems.push('--tags was given, but the recipe has no [upstream] git and tag_pattern to match them against');
+    return;
+  }
+  for (const tag of tags) {
+    if (!asTagName(tag)) {
+      report.tags.push({ tag, result: 'refused: not a safe tag name (the farm ignores it)' });
+      continue;
+    }
+    const captured = upstream.pattern.versionOf(tag);
+    if (captured === undefined) {
+      report.tags.push({ tag, result: 'no match' });
+      continue;
+    }
+    const version = `${captured}-${Math.max(upstream.peiosRevision, 1)}`;
+    const problem = versionProblem(version);
+    if (problem) report.tags.push({ tag, version, result: `dropped: invalid version (${problem})` });
+    else if (upstream.minVersion && compareVersions(`${captured}-1`, `${upstream.minVersion}-1`) < 0) {
+      report.tags.push({ tag, version, result: `skipped: below min_version ${upstream.minVersion}` });
+    } else report.tags.push({ tag, version, result: 'builds' });
+  }
+}
+
+async function stagedResults(recipe: Recipe, stagedDir: string, report: CheckReport): Promise<void> {
+  const staged = await walkStaged(stagedDir);
+  try {
+    const { claims, unmatched } = partition(recipe.packages, staged);
+    report.problems.push(...unmatched, ...payloadProblems(recipe.packages, claims));
+    recipe.packages.forEach((p, i) => report.summary.push(`  ${p.name}: ${claims[i]!.length} staged paths claimed`));
+  } catch (error) {
+    if (!(error instanceof PartitionError)) throw error;
+    report.problems.push(error.message);
+  }
+}
+
+export async function checkRecipe(request: CheckRequest): Promise<CheckReport> {
+  const report: CheckReport = { recipe: request.recipePath, problems: [], warnings: [], summary: [], tags: [] };
+  let loaded;
+  try {
+    loaded = await loadRecipe(request.recipePath);
+  } catch (error) {
+    if (!(error instanceof RecipeError)) throw error;
+    report.problems.push(...error.problems);
+    return report;
+  }
+  const { recipe, managerProblems } = loaded;
+  const entry = rosterEntry(basename(recipe.dir), recipe, managerProblems, DEFAULT_INTERVAL_MS);
+  if ('problems' in entry) report.problems.push(...entry.problems.map((p) => (p.startsWith('peipkg.toml:') ? p : `peipkg.toml: ${p}`)));
+  else report.warnings.push(...entry.warnings);
+  report.summary.push(`recipe ${recipe.id}: ${recipe.packages.length} package(s), build script ${basename(recipe.buildScript)}`);
+  for (const p of recipe.packages) report.summary.push(`  ${p.name} (${p.architecture}): ${p.files.length} file pattern(s)`);
+  if ('upstream' in entry && entry.upstream) {
+    const u = entry.upstream;
+    report.summary.push(`upstream ${u.git}, tag_pattern ${u.pattern.source}, peios_revision ${u.peiosRevision}${u.minVersion ? `, min_version ${u.minVersion}` : ''}`);
+  } else if (!('problems' in entry)) report.summary.push('no [upstream]: built by hand only, never watched');
+  tagResults(request.tags, report, entry);
+  if (request.stagedDir) await stagedResults(recipe, request.stagedDir, report);
+  return report;
+}
