@@ -2,7 +2,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'target/', 'native/', 'npm/', 'crates/', '.tmp/'] },
+  { ignores: ['dist/', 'node_modules/', 'target/', 'native/', 'npm/', 'crates/', '.tmp/', '.cache/', '.demo/'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {

@@ -10,7 +10,7 @@ import { stat } from 'node:fs/promises';
 import { z } from 'zod';
 
 import { parseDuration } from './duration.js';
-import { InputError, UsageError } from './errors.js';
+import { InputError, PeipkgError, UsageError } from './errors.js';
 import { timestampProblem } from './format/timestamp.js';
 import { loadSigningKey, type SigningKey } from './native.js';
 
@@ -91,17 +91,28 @@ export function nameValueFlag(args: FlagBag, flag: string, valueName = 'VALUE'):
 /**
  * Loads a private key. With `shieldFromBuildScripts`, when we run as root (so build scripts run as
  * another user who must not read it), a key readable by group or others is refused, as ssh refuses
- * such keys.
+ * such keys, and so is a key owned by `buildUid`. `label` names where the path came from
+ * (`--sign-key`, `[signing].key_file`).
  */
-export async function signingKeyFlag(path: string, flag: string, shieldFromBuildScripts: boolean): Promise<SigningKey> {
-  const key = loadSigningKey(path);
+export async function signingKeyFlag(path: string, label: string, shieldFromBuildScripts: boolean, buildUid?: number): Promise<SigningKey> {
+  let key: SigningKey;
+  try {
+    key = loadSigningKey(path);
+  } catch (error) {
+    if (!(error instanceof PeipkgError)) throw error;
+    throw new InputError(`${label}: ${error.message}`, { cause: error });
+  }
   if (shieldFromBuildScripts && process.getuid?.() === 0) {
-    const mode = (await stat(path)).mode & 0o777;
+    const info = await stat(path);
+    const mode = info.mode & 0o777;
     if ((mode & 0o077) !== 0) {
       throw new InputError(
-        `--${flag} ${path} is readable by group or others (mode ${mode.toString(8).padStart(4, '0')}); ` +
+        `${label} ${path} is readable by group or others (mode ${mode.toString(8).padStart(4, '0')}); ` +
           `run \`chmod 600 ${path}\`: build scripts run as another user and must not be able to read keys`,
       );
+    }
+    if (buildUid !== undefined && info.uid === buildUid) {
+      throw new InputError(`${label} ${path} is owned by the build user, so build scripts could read it; run \`chown root:root ${path}\``);
     }
   }
   return key;

@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { execa, type ResultPromise } from 'execa';
 
+import type { BuildRecord } from '../../ts/manager/history.js';
+import { runTool, type ToolResult } from './cli.js';
 import { repoRoot } from './fixtures.js';
 import { tempDir } from './fs.js';
 
@@ -180,4 +182,28 @@ export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** `peipkg-manager --config <farm> --once` (debug log on stderr). */
+export function runOnce(farm: Farm, extra: string[] = []): Promise<ToolResult> {
+  return runTool('peipkg-manager', ['--config', farm.configPath, '--once', '--log-level', 'debug', ...extra], { timeoutMs: 150_000 });
+}
+
+/** `name version` of every package in `<repo>/index/archive.json`, sorted; none when there is no index yet. */
+export async function publishedIn(repo: string): Promise<string[]> {
+  const text = await readFile(join(repo, 'index', 'archive.json'), 'utf8').catch(() => '{"packages":[]}');
+  const doc = JSON.parse(text) as { packages: Array<{ name: string; version: string }> };
+  return doc.packages.map((p) => `${p.name} ${p.version}`).sort();
+}
+
+/** The farm's build history (`<state_dir>/history/builds.json`), oldest first; empty before the first build. */
+export async function buildRecords(farm: Farm): Promise<BuildRecord[]> {
+  const text = await readFile(join(farm.stateDir, 'history', 'builds.json'), 'utf8').catch(() => '{"builds":[]}');
+  return (JSON.parse(text) as { builds: BuildRecord[] }).builds;
+}
+
+/** Fails the test unless `peipkg-repo verify` accepts the repository at `dir`. */
+export async function verifyRepo(t: ExecutionContext, dir: string): Promise<void> {
+  const result = await runTool('peipkg-repo', ['verify', '--repo', dir]);
+  t.is(result.exitCode, 0, `peipkg-repo verify --repo ${dir}:\n${result.stdout}${result.stderr}`);
 }

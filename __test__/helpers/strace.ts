@@ -10,6 +10,12 @@
  * so that Node's asynchronous fs calls all happen on one worker thread: then the per-thread
  * sequences repeat from run to run and every N names one well-defined kill point.
  *
+ * Two kinds of calls escape that: `write`, because libuv wakes its event loop with writes to an
+ * eventfd a timing-dependent number of times (so a write's ordinal varies by dozens between runs),
+ * and calls whose N-th rank some other thread reaches first. Those are singled out with `-P PATH`
+ * (strace then counts only calls naming PATH), which needs temporary names that repeat from run
+ * to run: `COUNTING_RANDOM_BYTES`.
+ *
  * Note: strace 6.1 does not inject when `--seccomp-bpf` is given, so it is not used here.
  */
 
@@ -63,19 +69,48 @@ export function killedCall(events: readonly SyscallEvent[], syscalls: readonly s
   return events.find((e) => syscalls.includes(e.name) && e.ordinal === n);
 }
 
-/** libuv's wake-up of the event loop: an 8-byte write of 1 to its eventfd. */
-export const isLoopWakeup = (e: SyscallEvent): boolean => e.name === 'write' && /^\d+, "\\1\\0\\0\\0\\0\\0\\0\\0", 8\)/.test(e.args);
+/** Absolute paths a call names: quoted path arguments and (with `-y`) descriptor paths. */
+export function pathsOf(e: SyscallEvent): string[] {
+  return [...e.args.matchAll(/"(\/[^"]*)"|<(\/[^>]*)>/g)].map((m) => m[1] ?? m[2]!);
+}
 
-/** A short, run-independent description of a call: `dir` becomes `S`, random names become `*`. */
+/** An `openat` that only reads (no O_WRONLY, O_RDWR or O_CREAT). */
+export const isReadOnlyOpen = (e: SyscallEvent): boolean => e.name === 'openat' && !/O_WRONLY|O_RDWR|O_CREAT/.test(e.args);
+
+/**
+ * `when=` for `-P path -e inject=<e's syscall>`: strace then counts only calls naming `path`
+ * (per thread, as always), so this is e's rank among its thread's calls of its syscall on `path`.
+ */
+export function pinnedOrdinal(events: readonly SyscallEvent[], e: SyscallEvent, path: string): number {
+  return events.filter((x) => x.index <= e.index && x.tid === e.tid && x.name === e.name && pathsOf(x).includes(path)).length;
+}
+
+/**
+ * A module for `node --import` that makes `crypto.randomBytes` count (1, 2, 3, …) instead of
+ * drawing random bytes: the temporary names a writer picks (`*.tmp-<hex>`, staging files) are then
+ * the same in every run, so `-P` can single out the calls on each of them.
+ */
+export const COUNTING_RANDOM_BYTES = `data:text/javascript,${encodeURIComponent(
+  'import crypto from "node:crypto"; import { syncBuiltinESMExports } from "node:module"; let n = 0; ' +
+    'crypto.randomBytes = (size) => { const b = Buffer.alloc(size); b.writeUIntBE(++n, Math.max(0, size - 6), Math.min(6, size)); return b; }; ' +
+    'syncBuiltinESMExports();',
+)}`;
+
+/**
+ * A short, run-independent description of a call (logged with `-y`): `dir` becomes `S`, random
+ * names become `*`, descriptor numbers go (their paths stay).
+ */
 export function describeCall(e: SyscallEvent, dir: string): string {
   const args = e.args
     .split(dir)
     .join('S')
+    .replace(/AT_FDCWD<[^>]*>/g, 'AT_FDCWD')
+    .replace(/\b\d+</g, '<')
     .replace(/tmp-[0-9a-f]{12}/g, 'tmp-*')
-    .replace(/\/[0-9a-f]{16}"/g, '/*"')
-    .replace(/\s*(<unfinished \.\.\.>|= .*)$/, '');
+    .replace(/\/[0-9a-f]{16}(?=["> ])/g, '/*')
+    .replace(/(\s*<unfinished \.\.\.>|\)\s+= .*)$/, '');
   const short = args.length > 120 ? `${args.slice(0, 117)}...` : args;
-  return `${e.name}(${short}`;
+  return `${e.name}(${short})`;
 }
 
 export interface StraceRun {
@@ -94,13 +129,19 @@ export interface StraceOptions {
   trace: readonly string[];
   /** Kill at the `when`-th call (per thread, per syscall) of these syscalls. */
   inject?: { syscalls: readonly string[]; when: number };
+  /**
+   * `-P`: log, count and inject only calls that name one of these exact paths (as a path argument
+   * or through a descriptor), to reach one call that per-thread counting cannot single out.
+   */
+  paths?: readonly string[];
   env?: Record<string, string>;
   timeoutMs?: number;
 }
 
 /** Runs `command` under `strace -f`, optionally killing it with an injected SIGKILL. */
 export async function runUnderStrace(command: readonly string[], options: StraceOptions): Promise<StraceRun> {
-  const args = ['-f', '-o', options.log, '-e', `trace=${options.trace.join(',')}`];
+  const args = ['-f', '-y', '-o', options.log, '-e', `trace=${options.trace.join(',')}`];
+  for (const path of options.paths ?? []) args.push('-P', path);
   if (options.inject) args.push('-e', `inject=${options.inject.syscalls.join(',')}:signal=KILL:when=${options.inject.when}`);
   const result = await execa(STRACE, [...args, ...command], {
     reject: false,

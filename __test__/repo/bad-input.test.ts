@@ -3,7 +3,7 @@
  * `load previous state: `), the exit code, and a state byte-for-byte unchanged on disk.
  */
 
-import { readFile, writeFile, rm, mkdir } from 'node:fs/promises';
+import { readFile, writeFile, rm, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import test, { type ExecutionContext } from 'ava';
@@ -129,6 +129,44 @@ test('a relative or .. URL template is a usage error', async (t) => {
     await refused(t, f.state, () => publishInPlace(f.state, f.incoming, f.key, '2026-05-07T02:00:00Z', ['--package-url-template', template]), 2,
       /--package-url-template: /);
   }
+});
+
+test('a package URL inside the repository\'s own files, on a temporary name, or on another package\'s URL is refused', async (t) => {
+  const cases: Array<{ name: string; template: string; message: RegExp }> = [
+    { name: 'index', template: '/{name}/{filename}', message: /package index_1\.0-1_noarch: its URL \/index\/index_1\.0-1_noarch\.peipkg .* is inside the repository's own index\//u },
+    { name: 'index.html', template: '/{name}', message: /its URL \/index\.html .* is inside the repository's own index\.html/u },
+    { name: 'x.tmp-y', template: '/{name}/{filename}', message: /starts with "x\.tmp-y", a name publish keeps for its temporary files/u },
+    { name: 'alpha', template: '/pool/{name}.peipkg', message: /alpha_2\.0-1_noarch: its URL \/pool\/alpha\.peipkg .* is already the URL of alpha_1\.0-1_noarch/u },
+    { name: 'beta', template: '/p/{name}/manifest.json', message: /is named manifest\.json, which publish writes beside every package/u },
+  ];
+  for (const c of cases) {
+    const key = await vectorSeedFile(t);
+    const state = await initState(t, key);
+    const first = await tempDir(t);
+    await makePackage(first, { name: 'alpha', version: '1.0-1' });
+    t.is((await publishInPlace(state, first, key, '2026-05-07T01:00:00Z', ['--package-url-template', '/pool/{name}.peipkg'])).exitCode, 0);
+    const incoming = await tempDir(t);
+    await makePackage(incoming, { name: c.name, version: c.name === 'alpha' ? '2.0-1' : '1.0-1' });
+    await refused(t, state, () => publishInPlace(state, incoming, key, '2026-05-07T02:00:00Z', ['--package-url-template', c.template]), 1, c.message);
+    t.is((await runTool('peipkg-repo', ['verify', '--repo', state])).exitCode, 0, `${c.name}: the state still verifies`);
+  }
+});
+
+test('publish removes only what interrupted writers leave, never a published path that merely contains .tmp-', async (t) => {
+  const f = await fixture(t);
+  // A state made elsewhere may hold such a path; it must survive our clean-up.
+  const kept = join(f.state, 'mirror.tmp-keep');
+  await mkdir(kept);
+  await writeFile(join(kept, 'note'), 'published by hand\n');
+  const leftovers = ['staging.tmp-0123456789ab', 'index.tmp-0123456789ab', 'repo.json.tmp-0123456789ab'];
+  for (const name of leftovers) await mkdir(join(f.state, name));
+  await writeFile(join(f.state, 'keys', `${'0'.repeat(64)}.pub.tmp-0123456789ab`), 'half a key');
+  await makePackage(f.incoming, { name: 'beta', version: '1.0-1' });
+  t.is((await publishInPlace(f.state, f.incoming, f.key, '2026-05-07T02:00:00Z')).exitCode, 0);
+  const after = await snapshot(f.state);
+  t.is(after.get('mirror.tmp-keep/note') !== undefined, true, 'the hand-published file is kept');
+  t.deepEqual([...after.keys()].filter((p) => /\.tmp-[0-9a-f]{12}/.test(p)), [], 'every writer leftover is gone');
+  for (const name of leftovers) t.false(await stat(join(f.state, name)).then(() => true, () => false), name);
 });
 
 test('a malformed --mode and a missing --repo', async (t) => {

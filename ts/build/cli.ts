@@ -7,7 +7,7 @@
 import type { Argv } from 'yargs';
 
 import { runTool } from '../cli.js';
-import { InputError, PeipkgError } from '../errors.js';
+import { InputError } from '../errors.js';
 import { signElf, type SigningKey } from '../native.js';
 import {
   booleanFlag,
@@ -26,7 +26,7 @@ import { DEFAULT_ZSTD, zstdLevelProblem, type ZstdSettings } from './compression
 import { checkRecipe } from './check.js';
 import { describeSignature, inspectPackages } from './inspect.js';
 import { runPack } from './pack.js';
-import { ENV_NAME, RESERVED_ENV } from './script.js';
+import { ENV_NAME, RESERVED_ENV, type BuildUser } from './script.js';
 import { DEFAULT_BUILD_USER, lookupBuildUser, runningAsRoot } from './user.js';
 
 export const TOOL = 'peipkg-build';
@@ -58,15 +58,10 @@ function printPackages(packages: BuiltPackage[], json: boolean): void {
 }
 
 /** `--binary-sign-key NAME=PATH`, each key loaded now (before any build script can run). */
-async function binarySignKeys(args: FlagBag): Promise<Map<string, SigningKey>> {
+async function binarySignKeys(args: FlagBag, user: BuildUser | undefined): Promise<Map<string, SigningKey>> {
   const keys = new Map<string, SigningKey>();
   for (const [name, path] of nameValueFlag(args, 'binary-sign-key', 'PATH')) {
-    try {
-      keys.set(name, await signingKeyFlag(path, 'binary-sign-key', true));
-    } catch (error) {
-      if (!(error instanceof PeipkgError)) throw error;
-      throw new InputError(`--binary-sign-key "${name}": ${error.message}`, { cause: error });
-    }
+    keys.set(name, await signingKeyFlag(path, `--binary-sign-key "${name}"`, true, user?.uid));
   }
   return keys;
 }
@@ -74,15 +69,15 @@ async function binarySignKeys(args: FlagBag): Promise<Map<string, SigningKey>> {
 async function buildCommand(args: FlagBag): Promise<void> {
   const zstd = zstdSettings(args);
   const env = buildEnv(args);
-  const binaryKeys = await binarySignKeys(args);
+  const userName = optionalFlag(args, 'build-user');
+  if (userName !== undefined && !runningAsRoot()) throw new InputError('--build-user only applies when peipkg-build runs as root');
+  const user = runningAsRoot() ? await lookupBuildUser(userName ?? DEFAULT_BUILD_USER) : undefined;
+  const binaryKeys = await binarySignKeys(args, user);
   const flags = requireFlags(args, ['recipe', 'source', 'version', 'source-ref', 'farm-id', 'timestamp', 'out']);
   const timestamp = timestampFlag(flags.timestamp);
   const timeoutMs = durationFlag(args, 'timeout');
   const keyPath = optionalFlag(args, 'sign-key');
-  const signingKey = keyPath === undefined ? undefined : await signingKeyFlag(keyPath, 'sign-key', true);
-  const userName = optionalFlag(args, 'build-user');
-  if (userName !== undefined && !runningAsRoot()) throw new InputError('--build-user only applies when peipkg-build runs as root');
-  const user = runningAsRoot() ? await lookupBuildUser(userName ?? DEFAULT_BUILD_USER) : undefined;
+  const signingKey = keyPath === undefined ? undefined : await signingKeyFlag(keyPath, '--sign-key', true, user?.uid);
   const packages = await runBuild({
     recipePath: flags.recipe,
     sourceDir: flags.source,
@@ -110,7 +105,7 @@ async function packCommand(args: FlagBag): Promise<void> {
     manifestPath: flags.manifest,
     stagedDir: flags.staged,
     outPath: flags.out,
-    signingKey: keyPath === undefined ? undefined : await signingKeyFlag(keyPath, 'sign-key', false),
+    signingKey: keyPath === undefined ? undefined : await signingKeyFlag(keyPath, '--sign-key', false),
     zstd,
     warn,
   });
@@ -134,7 +129,7 @@ async function checkCommand(args: FlagBag): Promise<void> {
 
 async function binarySignCommand(args: FlagBag): Promise<void> {
   const flags = requireFlags(args, ['in', 'key']);
-  const key = await signingKeyFlag(flags.key, 'key', false);
+  const key = await signingKeyFlag(flags.key, '--key', false);
   await signElf(flags.in, key);
   process.stdout.write(`${flags.in}\n`);
 }

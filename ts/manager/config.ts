@@ -12,6 +12,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import { z } from 'zod';
 
 import { zstdLevelProblem } from '../build/compression.js';
+import { ENV_NAME, RESERVED_ENV } from '../build/script.js';
 import { DEFAULT_BUILD_USER } from '../build/user.js';
 import { formatDuration, parseDuration } from '../duration.js';
 import { InputError, UsageError } from '../errors.js';
@@ -104,21 +105,48 @@ const ConfigWire = z.strictObject({
     .prefault({}),
   http: z
     .strictObject({
-      addr: str.default(''),
+      addr: str.default('').superRefine((addr, ctx) => {
+        if (addr !== '' && !parseListenAddress(addr)) ctx.addIssue({ code: 'custom', message: `"${addr}" is not a listen address (write e.g. :8080 or 127.0.0.1:8080)` });
+      }),
       webhook_secret_file: optionalPath,
     })
     .prefault({}),
-  poll: z.strictObject({ default_interval: duration('0s') }).prefault({}),
+  poll: z
+    .strictObject({
+      default_interval: duration('0s').superRefine((ms, ctx) => {
+        if (ms < MINUTE) ctx.addIssue({ code: 'custom', message: `${formatDuration(ms)} is less than the 1-minute minimum (use 1m or greater)` });
+      }),
+    })
+    .prefault({}),
   build: z
     .strictObject({
       concurrency: positive.default(1),
       timeout: duration('2h'),
       clone_timeout: duration('15m'),
-      zstd_level: z.number().int().default(10),
+      zstd_level: z
+        .number()
+        .int()
+        .default(10)
+        .superRefine((level, ctx) => {
+          const problem = zstdLevelProblem(level);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        }),
       user: str.min(1).default(DEFAULT_BUILD_USER),
     })
     .prefault({}),
-  signing_key: z.array(z.strictObject({ name: str.min(1, 'is required'), private: absolutePath, pubkey_env: str.default('') })).default([]),
+  signing_key: z
+    .array(
+      z.strictObject({
+        name: str.min(1, 'is required'),
+        private: absolutePath,
+        pubkey_env: str.default('').superRefine((name, ctx) => {
+          // It becomes a `--build-env` name: one peipkg-build would refuse would fail every granted build.
+          if (name !== '' && !ENV_NAME.test(name)) ctx.addIssue({ code: 'custom', message: `"${name}" is not a variable name (letters, digits and _, not starting with a digit)` });
+          else if (RESERVED_ENV.includes(name)) ctx.addIssue({ code: 'custom', message: `"${name}" is reserved for the build and cannot carry a key` });
+        }),
+      }),
+    )
+    .default([]),
   grant: z
     .array(z.strictObject({ recipe: str.min(1, 'is required'), inject_pubkey: z.array(str).default([]), sign: z.array(str).default([]) }))
     .default([]),
@@ -127,46 +155,44 @@ const ConfigWire = z.strictObject({
 type Wire = z.infer<typeof ConfigWire>;
 
 const TABLES = new Set(['manager', 'repo', 'signing', 'upload', 'http', 'poll', 'build']);
+const ARRAY_TABLES = new Set(['signing_key', 'grant']);
 
 /** `[upload].backend`, `[[grant]][1].recipe`. */
 function configPath(path: IssuePath): string {
   let out = '';
   for (const [i, part] of path.entries()) {
     if (typeof part === 'number') out += `[${part}]`;
-    else if (i === 0) out += TABLES.has(String(part)) ? `[${String(part)}]` : `[[${String(part)}]]`;
+    else if (i === 0) {
+      // An unknown top-level key is named as written: it is neither a known table nor an array of tables.
+      const name = String(part);
+      out += TABLES.has(name) ? `[${name}]` : ARRAY_TABLES.has(name) ? `[[${name}]]` : name;
+    }
     else out += `.${String(part)}`;
   }
   return out;
 }
 
-/** Checks across keys (§7.2–7.10). */
+/** Checks across keys (§7.2–7.10); checks of one value live in the schema, so they are all reported together. */
 function crossProblems(w: Wire): string[] {
   const problems: string[] = [];
   if (w.upload.backend === 'rclone' && w.upload.remote === '') problems.push('[upload].remote: is required when backend is rclone');
-  if (w.poll.default_interval < MINUTE) {
-    problems.push(`[poll].default_interval: ${formatDuration(w.poll.default_interval)} is less than the 1-minute minimum (use 1m or greater)`);
-  }
-  const level = zstdLevelProblem(w.build.zstd_level);
-  if (level) problems.push(`[build].zstd_level: ${level}`);
-  if (w.http.addr !== '' && !parseListenAddress(w.http.addr)) {
-    problems.push(`[http].addr: "${w.http.addr}" is not a listen address (write e.g. :8080 or 127.0.0.1:8080)`);
-  }
+  // Worded as the reference words them (§7.7), so farms moving over recognise them.
   const keys = new Map<string, Wire['signing_key'][number]>();
-  w.signing_key.forEach((k, i) => {
-    if (keys.has(k.name)) problems.push(`[[signing_key]][${i}].name: duplicate name "${k.name}"`);
+  for (const k of w.signing_key) {
+    if (keys.has(k.name)) problems.push(`[[signing_key]] ${k.name}: duplicate name`);
     keys.set(k.name, k);
-  });
+  }
   const recipes = new Set<string>();
-  w.grant.forEach((g, i) => {
-    if (recipes.has(g.recipe)) problems.push(`[[grant]][${i}].recipe: duplicate recipe "${g.recipe}"`);
+  for (const g of w.grant) {
+    if (recipes.has(g.recipe)) problems.push(`[[grant]] ${g.recipe}: duplicate recipe`);
     recipes.add(g.recipe);
     for (const name of g.inject_pubkey) {
       const key = keys.get(name);
-      if (!key) problems.push(`[[grant]][${i}].inject_pubkey: unknown signing key "${name}"`);
-      else if (key.pubkey_env === '') problems.push(`[[grant]][${i}].inject_pubkey: key "${name}" has no pubkey_env`);
+      if (!key) problems.push(`[[grant]] ${g.recipe}: inject_pubkey references unknown signing key "${name}"`);
+      else if (key.pubkey_env === '') problems.push(`[[grant]] ${g.recipe}: inject_pubkey key "${name}" has no pubkey_env`);
     }
-    for (const name of g.sign) if (!keys.has(name)) problems.push(`[[grant]][${i}].sign: unknown signing key "${name}"`);
-  });
+    for (const name of g.sign) if (!keys.has(name)) problems.push(`[[grant]] ${g.recipe}: sign references unknown signing key "${name}"`);
+  }
   return problems;
 }
 

@@ -4,7 +4,7 @@
  * the daemon — watching, HTTP, SIGHUP to reload recipes, SIGTERM/SIGINT to drain.
  */
 
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { lookupBuildUser, runningAsRoot } from '../build/user.js';
@@ -15,6 +15,7 @@ import { createLogger, type LogFormat, type Logger, type LogLevel } from '../log
 import { DirLock } from '../native.js';
 import { loadConfig, type Config } from './config.js';
 import { Farm } from './farm.js';
+import { loadGrants, type Grants } from './grants.js';
 import { History } from './history.js';
 import { createHttpApp, listen } from './http.js';
 import { stateDirs, type Tools } from './job.js';
@@ -29,12 +30,35 @@ export interface ManagerOptions {
   once: boolean;
 }
 
-async function loadRosterLogged(config: Config, log: Logger): Promise<Roster> {
+async function loadRosterLogged(config: Config, grants: Grants, log: Logger): Promise<Roster> {
   const roster = await loadRoster(config.manager.recipesDir, config.poll.defaultIntervalMs);
   log.info('recipe roster loaded', { count: roster.recipes.length, dir: config.manager.recipesDir, skipped: roster.skipped.length });
   for (const s of roster.skipped) log.error('recipe skipped', { recipe: s.id, err: s.problems.join('; ') });
-  for (const r of roster.recipes) for (const w of r.warnings) log.warn('recipe warning', { recipe: r.id, warning: w });
+  for (const r of roster.recipes) {
+    for (const w of r.warnings) log.warn('recipe warning', { recipe: r.id, warning: w });
+    const ungranted = grants.ungrantedKeys(r);
+    if (ungranted.length > 0) {
+      log.warn('recipe signs binaries with keys no [[grant]] gives it; its builds will fail', { recipe: r.id, keys: ungranted.join(',') });
+    }
+  }
   return roster;
+}
+
+/**
+ * Creates the state directories and empties the work areas. We hold the state lock, so whatever
+ * sources/, stage/ and publish/ hold was left by a manager that died mid-build: it is never
+ * published (only a running job publishes its own batch) and a retry starts from a fresh clone.
+ * Quarantined batches are the operator's and are kept.
+ */
+async function prepareStateDirs(stateDir: string, log: Logger): Promise<void> {
+  const dirs = stateDirs(stateDir);
+  for (const dir of Object.values(dirs)) await mkdir(dir, { recursive: true, mode: 0o755 });
+  for (const dir of [dirs.sources, dirs.stage, dirs.publish]) {
+    for (const name of await readdir(dir)) {
+      log.info('removing work left by an earlier run', { path: join(dir, name) });
+      await rm(join(dir, name), { recursive: true, force: true });
+    }
+  }
 }
 
 /** `[http].webhook_secret_file`: required and non-empty once a recipe opts into webhooks (D-16). */
@@ -79,19 +103,20 @@ export async function runManager(options: ManagerOptions): Promise<number> {
     const tools = await findTools();
     log.info('tools found', { 'peipkg-build': tools.peipkgBuild, 'peipkg-repo': tools.peipkgRepo, from: Object.values(tools.origin).join(',') });
     const root = runningAsRoot();
-    await signingKeyFlag(config.signing.keyFile, 'signing.key_file', true);
     const buildUser = root ? await lookupBuildUser(config.build.user) : undefined;
+    await signingKeyFlag(config.signing.keyFile, '[signing].key_file', true, buildUser?.uid);
+    const grants = await loadGrants(config, buildUser);
     if (!root) log.warn('not running as root: build scripts run as this user and could read the signing key; run as root for isolation');
-    const roster = await loadRosterLogged(config, log);
-    for (const dir of Object.values(stateDirs(config.manager.stateDir))) await mkdir(dir, { recursive: true, mode: 0o755 });
+    const roster = await loadRosterLogged(config, grants, log);
+    await prepareStateDirs(config.manager.stateDir, log);
     const secret = await webhookSecret(config, roster);
     log.info('peipkg-manager starting', { config: config.path, farm_id: config.manager.id, mode: options.once ? 'once' : 'daemon' });
     await ensureRepository(config, tools, log);
     const history = await History.open(config.manager.stateDir, config.manager.historyKeep);
     await history.removeOrphanLogs();
-    const farm = new Farm({ config, tools, log, history, buildUser, grantFlags: () => [] });
+    const farm = new Farm({ config, tools, log, history, buildUser, grantFlags: (recipe) => grants.flagsFor(recipe) });
     farm.setRoster(roster);
-    return options.once ? await sweepOnce(farm, roster) : await daemon(farm, config, log, secret, history);
+    return options.once ? await sweepOnce(farm, roster, log) : await daemon(farm, config, grants, log, secret, history);
   } catch (error) {
     if (error instanceof InputError) log.error('manager exited with error', { err: error.message });
     throw error;
@@ -100,16 +125,43 @@ export async function runManager(options: ManagerOptions): Promise<number> {
   }
 }
 
-async function sweepOnce(farm: Farm, roster: Roster): Promise<number> {
-  farm.poller.setRecipes(farm.recipes());
-  const unwatched = await farm.poller.pollAll();
-  await farm.queue.idle();
-  await farm.uploader?.idle();
-  await farm.poller.stop();
-  return farm.sweepFailed || unwatched.length > 0 || roster.skipped.length > 0 ? 1 : 0;
+async function sweepOnce(farm: Farm, roster: Roster, log: Logger): Promise<number> {
+  // SIGINT/SIGTERM cancel the sweep (§8.13): running builds are stopped and recorded `interrupted`
+  // (not left running on their own), nothing new starts, and the exit status is 0.
+  let stoppedBy: NodeJS.Signals | undefined;
+  const onStop = (signal: NodeJS.Signals): void => {
+    if (stoppedBy) return;
+    stoppedBy = signal;
+    log.warn('cancelling the sweep: stopping running builds', { signal });
+    farm.abort.abort(`stopped by ${signal}`);
+    void farm.poller.stop();
+    void farm.queue.drain();
+    void farm.uploader?.stop();
+  };
+  process.on('SIGTERM', onStop);
+  process.on('SIGINT', onStop);
+  let unwatched: string[];
+  try {
+    farm.poller.setRecipes(farm.recipes());
+    unwatched = await farm.poller.pollAll();
+    await farm.queue.idle();
+    await farm.uploader?.idle();
+    await farm.poller.stop();
+  } finally {
+    process.off('SIGTERM', onStop);
+    process.off('SIGINT', onStop);
+  }
+  if (stoppedBy) {
+    log.info('peipkg-manager stopped');
+    return 0;
+  }
+  // An upload that gave up (retries spent, or refused by the rollback guard) fails the sweep too:
+  // the public repository is behind, and a cron job must be able to see it.
+  const uploadFailed = farm.uploader?.status().state === 'failed';
+  return farm.sweepFailed || uploadFailed || unwatched.length > 0 || roster.skipped.length > 0 ? 1 : 0;
 }
 
-async function daemon(farm: Farm, config: Config, log: Logger, secret: Buffer | undefined, history: History): Promise<number> {
+async function daemon(farm: Farm, config: Config, grants: Grants, log: Logger, secret: Buffer | undefined, history: History): Promise<number> {
   let server: Awaited<ReturnType<typeof listen>> | undefined;
   if (config.http.addr) {
     const app = createHttpApp({
@@ -131,7 +183,7 @@ async function daemon(farm: Farm, config: Config, log: Logger, secret: Buffer | 
       log.info('received SIGHUP; reloading recipes');
       reloading = reloading.then(async () => {
         try {
-          const roster = await loadRosterLogged(config, log);
+          const roster = await loadRosterLogged(config, grants, log);
           farm.setRoster(roster);
           farm.poller.watch(farm.recipes());
           log.info('recipes reloaded', { count: roster.recipes.length, dir: config.manager.recipesDir });

@@ -2,8 +2,8 @@
  * The manager's HTTP interface (`recipes-and-farm.md` §8.10, D-22, D-23), built from its
  * dependencies so tests can start it on 127.0.0.1:0:
  *
- *   GET  /healthz            200 "ok" — or 503 when work is due and nothing has moved for too long
- *   GET  /status             the contract's JSON, plus running jobs, queue, skipped recipes, history
+ *   ANY  /healthz            200 "ok" — or 503 when work is due and nothing has moved for too long
+ *   ANY  /status             the contract's JSON, plus running jobs, queue, skipped recipes, history
  *   GET  /builds/<id>/log    one build's log (text/plain)
  *   POST /webhooks/github    HMAC-SHA256 over the raw body (X-Hub-Signature-256), 401 when missing
  *                            or wrong; `ping` → 200 "pong"; a push (or creation) of a tag polls
@@ -78,13 +78,17 @@ class HttpError extends Error {
 export function createHttpApp(deps: HttpDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  // Exact paths only (§8.10): `/status/` and `/STATUS` are 404, as in the reference.
+  app.enable('strict routing');
+  app.enable('case sensitive routing');
 
-  app.get('/healthz', (_req, res) => {
+  // Any method, as the reference (§8.10.1–8.10.2).
+  app.all('/healthz', (_req, res) => {
     const ok = deps.healthy();
     res.status(ok ? 200 : 503).type('text/plain').send(ok ? 'ok\n' : 'stalled: work is due but no poll or build has made progress\n');
   });
 
-  app.get('/status', (_req, res, next) => {
+  app.all('/status', (_req, res, next) => {
     deps.status().then((doc) => res.status(200).type('application/json').send(`${JSON.stringify(doc, null, 2)}\n`), next);
   });
 

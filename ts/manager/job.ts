@@ -109,8 +109,8 @@ async function stage<T>(name: string, work: () => Promise<T>): Promise<T> {
 export async function runJob(ctx: JobContext, trigger: Trigger, record: BuildRecord): Promise<BuildRecord> {
   const { config, tools, history } = ctx;
   const dirs = stateDirs(config.manager.stateDir);
-  const jobKey = `${trigger.recipe.id}-${trigger.version}`;
-  const sourceDir = join(dirs.sources, jobKey);
+  // Per build, not per version: a build left running by a killed manager must never share a tree with its retry.
+  const sourceDir = join(dirs.sources, record.id);
   const stageDir = join(dirs.stage, record.id);
   const batchDir = join(dirs.publish, record.id);
   const logFile = history.logPath(record.id);

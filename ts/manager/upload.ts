@@ -44,6 +44,8 @@ export class Uploader {
   private current: UploadStatus = { state: 'idle', attempts: 0, pending: false };
   private running: Promise<void> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Ends the wait before the next attempt early (`stop`). */
+  private wakeRetry: (() => void) | undefined;
   private stopped = false;
 
   constructor(
@@ -70,6 +72,8 @@ export class Uploader {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    // Clearing the timer alone would leave the retry wait pending forever, and `running` with it.
+    this.wakeRetry?.();
     await this.running;
   }
 
@@ -111,8 +115,10 @@ export class Uploader {
         }
         this.current.state = 'waiting';
         await new Promise<void>((resolve) => {
+          this.wakeRetry = resolve;
           this.retryTimer = setTimeout(resolve, wait);
         });
+        this.wakeRetry = undefined;
       }
     }
   }

@@ -1,12 +1,14 @@
 /**
- * Listing an upstream's tags (`recipes-and-farm.md` §8.3): `git ls-remote --tags` through
- * simple-git (argv, never a shell), bounded by a timeout, with git never prompting for
- * credentials. Output lines are parsed with a named-group pattern; peeled `^{}` entries are dropped
- * and so are malformed lines and tag names that are not safe `TagName`s.
+ * Listing an upstream's tags (`recipes-and-farm.md` §8.3): `git ls-remote --tags` run like every
+ * other step (argv, never a shell, its own process group, bounded by a timeout), with the
+ * operator's environment as the clone gets it, and git never prompting for credentials. (Not
+ * through simple-git: it refuses to run at all when the environment holds EDITOR, PAGER,
+ * GIT_SSH_COMMAND and the like, so every poll failed on an ordinary login shell.) Output lines
+ * are parsed with a named-group pattern; peeled `^{}` entries are dropped and so are malformed
+ * lines and tag names that are not safe `TagName`s.
  */
 
-import { simpleGit } from 'simple-git';
-
+import { runStep } from './subprocess.js';
 import { asTagName, type TagName } from './tagPattern.js';
 
 export interface UpstreamTag {
@@ -37,12 +39,11 @@ export function parseLsRemote(output: string): ListedTags {
   return listed;
 }
 
-/** git must fail instead of waiting for a password nobody will type. */
-export const GIT_ENV = { GIT_TERMINAL_PROMPT: '0' };
+/** Never prompt for credentials (a daemon has no terminal); keep build logs free of git's detached-HEAD advice. */
+export const GIT_ENV = { GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'advice.detachedHead', GIT_CONFIG_VALUE_0: 'false' };
 
 /** `git ls-remote --tags <url>`; throws with git's message when it fails or times out. */
 export async function listTags(url: string, timeoutMs: number): Promise<ListedTags> {
-  const git = simpleGit({ timeout: { block: timeoutMs } }).env({ ...process.env, ...GIT_ENV });
-  const output = await git.listRemote(['--tags', url]);
+  const output = await runStep('git ls-remote', 'git', ['ls-remote', '--tags', '--', url], { timeoutMs, captureStdout: true, env: GIT_ENV });
   return parseLsRemote(output);
 }

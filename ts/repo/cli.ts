@@ -27,7 +27,7 @@ async function initCommand(args: FlagBag): Promise<void> {
   await init({
     name: flags.name,
     description: optionalFlag(args, 'description') ?? '',
-    signingKey: await signingKeyFlag(flags['sign-key'], 'sign-key', false),
+    signingKey: await signingKeyFlag(flags['sign-key'], '--sign-key', false),
     timestamp,
     outDir: flags.out,
   });
@@ -44,7 +44,7 @@ async function publishCommand(args: FlagBag): Promise<void> {
     newDir: optionalFlag(args, 'new'),
     rebuild,
     allPackagesDir: optionalFlag(args, 'all-packages-dir'),
-    signingKey: await signingKeyFlag(flags['sign-key'], 'sign-key', false),
+    signingKey: await signingKeyFlag(flags['sign-key'], '--sign-key', false),
     timestamp,
     outDir: flags.out,
     urlTemplate: template,
@@ -84,7 +84,7 @@ async function resignCommand(args: FlagBag): Promise<void> {
   const flags = requireFlags(args, ['repo', 'sign-key']);
   const { fingerprint } = await resign({
     repoDir: flags.repo,
-    signingKey: await signingKeyFlag(flags['sign-key'], 'sign-key', false),
+    signingKey: await signingKeyFlag(flags['sign-key'], '--sign-key', false),
     lockTimeoutMs: durationFlag(args, 'lock-timeout') ?? DEFAULT_LOCK_WAIT_MS,
   });
   process.stdout.write(`re-signed repo.json and both indexes with ${fingerprint}\n`);

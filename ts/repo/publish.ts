@@ -24,7 +24,7 @@ import { indexEntry } from './entry.js';
 import { detachedSignature } from './signature.js';
 import { filesScript, filesScriptPath, siteFiles } from './site/site.js';
 import { checkSignatures, KEYS_DIR, loadState, readTrustedKeys, StateLoadError, type LoadedState } from './state.js';
-import { renderUrl, statePathOf } from './urlTemplate.js';
+import { DEFAULT_URL_TEMPLATE, renderUrl, statePathOf, statePathProblem } from './urlTemplate.js';
 import { ensureFile, removeLeftovers, Staging, swapIndexes, writeDescriptor } from './write.js';
 
 export interface PublishRequest {
@@ -178,6 +178,7 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
     const previous = request.rebuild ? [] : (state.archive.entries ?? []);
     const duplicate = firstDuplicate([...previous, ...newKeys]);
     if (duplicate) throw duplicateError(duplicate);
+    checkPackageUrls(previous, newKeys, request.urlTemplate);
     const { archive, active } = orderArchive([...previous, ...newKeys]);
     const indexVersion = Math.max(state.active.header.indexVersion, state.archive.header.indexVersion) + 1;
 
@@ -220,6 +221,28 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
     return { indexVersion, added: newKeys.map((e) => `${entryTriple(e)}.peipkg`).sort(compareUtf8) };
   } finally {
     locks.forEach((l) => l.release());
+  }
+}
+
+/**
+ * New packages must land where nothing else is written and no other package lives: a URL inside
+ * `index/` would be swapped away with the old indexes, and two packages on one URL would leave only
+ * the last one's bytes, so the archive would name a file whose hash no longer matches.
+ */
+function checkPackageUrls(previous: readonly IndexEntryKey[], fresh: readonly IndexEntryKey[], template: string): void {
+  const taken = new Map(previous.map((e) => [e.url, e]));
+  for (const entry of fresh) {
+    const path = statePathOf(entry.url);
+    const problem = path === undefined ? undefined : statePathProblem(path);
+    const other = taken.get(entry.url);
+    if (problem || other) {
+      throw new InputError(
+        `package ${entryTriple(entry)}: its URL ${entry.url} (from --package-url-template ${template}) ` +
+          `${problem ?? `is already the URL of ${entryTriple(other!)}`}; ` +
+          `use a template that gives every package its own path outside the repository's files, such as the default ${DEFAULT_URL_TEMPLATE}`,
+      );
+    }
+    taken.set(entry.url, entry);
   }
 }
 

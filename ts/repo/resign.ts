@@ -11,7 +11,6 @@
 
 import { copyFile, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 
 import { InputError } from '../errors.js';
 import { decodeEnvelope } from '../format/envelope.js';
@@ -19,7 +18,7 @@ import { DirLock, exchangePaths, fsyncPath, parsePublicKey, sha256, sha256File, 
 import { descriptorKeyProblems, encodeDescriptor } from './descriptor.js';
 import { detachedSignature } from './signature.js';
 import { ACTIVE, ARCHIVE, KEYS_DIR, loadState, StateLoadError } from './state.js';
-import { removeLeftovers, replaceFile, writeDescriptor, writeDurable } from './write.js';
+import { removeLeftovers, replaceFile, tempSuffix, writeDescriptor, writeDurable } from './write.js';
 
 export interface ResignRequest {
   repoDir: string;
@@ -65,7 +64,7 @@ export async function resign(request: ResignRequest): Promise<{ fingerprint: str
     }
 
     // New signatures for the unchanged index bytes, swapped in together with them.
-    const temp = join(repo, `index.tmp-${randomBytes(6).toString('hex')}`);
+    const temp = join(repo, `index.${tempSuffix()}`);
     await mkdir(temp, { mode: 0o755 });
     for (const name of ['active.json', 'archive.json']) {
       await copyFile(join(repo, 'index', name), join(temp, name));

@@ -37,6 +37,22 @@ export function renderUrl(template: string, fields: UrlFields): string {
   return template.replace(/\{(name|version|arch|filename)\}/g, (_, key: keyof UrlFields) => fields[key]);
 }
 
+/** The top-level names a repository writes for itself (`repository.md` §8): a package there would be overwritten or deleted. */
+const RESERVED_TOP = ['repo.json', 'repo.json.sig', 'index', 'keys', 'index.html', 'assets'];
+/** The files publish writes beside each package. */
+const SIDECARS = ['manifest.json', 'files.json', 'files.js'];
+
+/** Why a package may not live at `path` inside the state (its rendered URL), or undefined when it may. */
+export function statePathProblem(path: string): string | undefined {
+  const parts = path.split('/');
+  const top = parts[0]!;
+  if (RESERVED_TOP.includes(top)) return `is inside the repository's own ${parts.length > 1 ? `${top}/` : top}`;
+  if (top.includes('.tmp-')) return `starts with "${top}", a name publish keeps for its temporary files`;
+  const last = parts.at(-1)!;
+  if (SIDECARS.includes(last)) return `is named ${last}, which publish writes beside every package`;
+  return undefined;
+}
+
 export const isExternalUrl = (url: string): boolean => url.startsWith('http://') || url.startsWith('https://');
 
 /** The path inside the state a repo-rooted URL names (one leading `/` removed), or undefined for external URLs. */

@@ -17,7 +17,8 @@ import { dirname, join } from 'node:path';
 
 import { exchangePaths, fsyncPath, type IndexHeader, type IndexStore } from '../native.js';
 
-const tag = (): string => `tmp-${randomBytes(6).toString('hex')}`;
+/** The suffix of every temporary name in a state; `removeLeftovers` matches exactly this shape. */
+export const tempSuffix = (): string => `tmp-${randomBytes(6).toString('hex')}`;
 
 /** Writes bytes to a new file and fsyncs it (mode 0644 before the umask). */
 export async function writeDurable(path: string, data: string | Uint8Array): Promise<void> {
@@ -32,19 +33,32 @@ export async function writeDurable(path: string, data: string | Uint8Array): Pro
 
 /** Replaces `path` with `data` by rename; the parent directory is fsynced afterwards. */
 export async function replaceFile(path: string, data: string | Uint8Array): Promise<void> {
-  const temp = `${path}.${tag()}`;
+  const temp = `${path}.${tempSuffix()}`;
   await writeDurable(temp, data);
   await rename(temp, path);
   fsyncPath(dirname(path));
 }
 
-/** Removes what interrupted writers left in `dir` (`*.tmp-*` at the top and inside `index/`). */
+/**
+ * What interrupted writers leave at the top of a state: exactly the temporary names this module
+ * makes, so nothing a user published can match (package URLs may not start with these names, see
+ * `statePathProblem`).
+ */
+const LEFTOVER = /^(?:staging|index|repo\.json|repo\.json\.sig)\.tmp-[0-9a-f]{12}$/;
+
+/** A key file `replaceFile` did not finish (resign). */
+const KEY_LEFTOVER = /\.pub\.tmp-[0-9a-f]{12}$/;
+
+/**
+ * Removes what interrupted writers left in `dir`: `staging.tmp-*`, `index.tmp-*`,
+ * `repo.json.tmp-*` (pending signatures are rolled forward first) and `keys/*.pub.tmp-*`.
+ */
 export async function removeLeftovers(dir: string): Promise<void> {
   for (const name of await readdir(dir).catch(() => [] as string[])) {
-    if (name.includes('.tmp-')) await rm(join(dir, name), { recursive: true, force: true });
+    if (LEFTOVER.test(name)) await rm(join(dir, name), { recursive: true, force: true });
   }
-  for (const name of await readdir(join(dir, 'index')).catch(() => [] as string[])) {
-    if (name.includes('.tmp-')) await rm(join(dir, 'index', name), { recursive: true, force: true });
+  for (const name of await readdir(join(dir, 'keys')).catch(() => [] as string[])) {
+    if (KEY_LEFTOVER.test(name)) await rm(join(dir, 'keys', name), { force: true });
   }
 }
 
@@ -74,7 +88,7 @@ export class Staging {
   ) {}
 
   static async open(root: string): Promise<Staging> {
-    const dir = join(root, `staging.${tag()}`);
+    const dir = join(root, `staging.${tempSuffix()}`);
     await mkdir(dir, { mode: 0o700 });
     return new Staging(root, dir);
   }
@@ -120,7 +134,7 @@ export interface IndexDocumentOut {
  * swaps it with `index/` atomically (or renames it in when there is no `index/` yet).
  */
 export async function swapIndexes(root: string, store: IndexStore, active: IndexDocumentOut, archive: IndexDocumentOut): Promise<void> {
-  const temp = join(root, `index.${tag()}`);
+  const temp = join(root, `index.${tempSuffix()}`);
   await mkdir(temp, { mode: 0o755 });
   for (const [name, doc] of [['active.json', active], ['archive.json', archive]] as const) {
     const written = await store.write(join(temp, name), doc.header, doc.ids);
@@ -150,7 +164,7 @@ export async function writeDescriptor(root: string, bytes: string, signature: st
     readFileOr(`${path}.sig`),
   ]);
   if (current === bytes && currentSig === signature) return false;
-  const t = tag();
+  const t = tempSuffix();
   await writeDurable(`${path}.${t}`, bytes);
   await writeDurable(`${path}.sig.${t}`, signature);
   await rename(`${path}.${t}`, path);

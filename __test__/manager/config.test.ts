@@ -1,0 +1,197 @@
+/**
+ * `peipkg-manager`'s command line and configuration (recipes-and-farm.md §6–7, D-13, D-15, D-16,
+ * D-17, DECISIONS.md Manager): a bad config exits 2 naming every bad key at once and touches
+ * nothing; a missing one exits 1; flags and help; bad recipes are skipped alone while the good ones
+ * build; a recipe folder named after no package is only a warning.
+ */
+
+import { readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import test from 'ava';
+
+import { runTool, type ToolResult } from '../helpers/cli.js';
+import { makeFarm, makeUpstream, publishedIn, writeRecipe } from '../helpers/farm.js';
+
+const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
+
+function once(configPath: string, extra: string[] = []): Promise<ToolResult> {
+  return runTool('peipkg-manager', ['--config', configPath, '--once', ...extra], { timeoutMs: 150_000 });
+}
+
+interface BadConfig {
+  title: string;
+  /** Turns the good config into the bad one. */
+  edit(config: string): string;
+  /** Each must appear in the error output. */
+  named: string[];
+}
+
+const append = (more: string) => (config: string) => `${config}\n${more}\n`;
+const pollInterval = (value: string) => (config: string) => config.replace('default_interval = "1h"', `default_interval = ${JSON.stringify(value)}`);
+
+const BAD: BadConfig[] = [
+  { title: 'an unknown key', edit: (c) => c.replace('id = "test-farm"', 'idd = "test-farm"'), named: ['[manager].idd', 'unknown key'] },
+  { title: 'an unknown upload backend', edit: append('[upload]\nbackend = "s3"'), named: ['[upload].backend', '"s3"'] },
+  { title: 'a poll interval below 1m', edit: pollInterval('30s'), named: ['[poll].default_interval', '1-minute minimum'] },
+  { title: 'a poll interval that is no duration', edit: pollInterval('soon'), named: ['[poll].default_interval', '"soon"'] },
+  { title: 'a listen address that is none', edit: append('[http]\naddr = "nonsense"'), named: ['[http].addr', '"nonsense"'] },
+  {
+    title: 'a relative state_dir',
+    edit: (c) => c.replace(/^state_dir = .*$/m, 'state_dir = "relative/state"'),
+    named: ['[manager].state_dir', 'absolute'],
+  },
+  { title: 'a zstd level out of range', edit: append('[build]\nzstd_level = 99'), named: ['[build].zstd_level', '99'] },
+  {
+    title: 'a grant naming an unknown signing key',
+    edit: append('[[grant]]\nrecipe = "hello-peios"\nsign = ["tcb"]'),
+    named: ['[[grant]] hello-peios: sign references unknown signing key "tcb"'],
+  },
+  {
+    title: 'grants that inject keys wrongly, twice for one recipe',
+    edit: append(
+      '[[signing_key]]\nname = "tcb"\nprivate = "/etc/peipkg/tcb.pem"\n' +
+        '[[signing_key]]\nname = "tcb"\nprivate = "/etc/peipkg/tcb2.pem"\n' +
+        '[[grant]]\nrecipe = "kernel"\ninject_pubkey = ["tcb", "other"]\n[[grant]]\nrecipe = "kernel"',
+    ),
+    named: [
+      '[[signing_key]] tcb: duplicate name',
+      '[[grant]] kernel: inject_pubkey key "tcb" has no pubkey_env',
+      '[[grant]] kernel: inject_pubkey references unknown signing key "other"',
+      '[[grant]] kernel: duplicate recipe',
+    ],
+  },
+  {
+    title: 'a signing key with no name, a relative path and a pubkey_env no build can take',
+    edit: append('[[signing_key]]\nprivate = "tcb.pem"\npubkey_env = "PATH"\n[[signing_key]]\nname = "x"\nprivate = "/k"\npubkey_env = "1X"'),
+    named: ['[[signing_key]][0].name', '[[signing_key]][0].private: must be an absolute path', '[[signing_key]][0].pubkey_env: "PATH" is reserved', '[[signing_key]][1].pubkey_env: "1X" is not a variable name'],
+  },
+  { title: 'a misspelt key next to a good one', edit: (c) => c.replace('default_interval = "1h"', 'default_interval = "1h"\nintervall = "2h"'), named: ['[poll].intervall'] },
+  { title: 'a TOML syntax error', edit: append('[build\nzstd_level = 3'), named: ['TOML syntax error at line'] },
+  {
+    title: 'two bad keys in two tables',
+    edit: (c) => append('[build]\nzstd_level = 0\n[upload]\nbackend = "s3"')(pollInterval('30s')(c)),
+    named: ['[build].zstd_level', '[upload].backend', '[poll].default_interval'],
+  },
+  {
+    title: 'a table that does not exist and a bad value',
+    edit: append('[uploads]\nbackend = "rclone"\n[http]\naddr = ":99999"'),
+    named: ['config.toml: uploads: unknown key', '[http].addr'],
+  },
+];
+
+for (const bad of BAD) {
+  test(`config: ${bad.title} exits 2 naming it, and touches nothing`, async (t) => {
+    const farm = await makeFarm(t);
+    const good = await readFile(farm.configPath, 'utf8');
+    const text = bad.edit(good);
+    t.not(text, good, 'the edit changed the config');
+    const path = join(farm.root, 'bad.toml');
+    await writeFile(path, text);
+    const result = await once(path);
+    t.is(result.exitCode, 2, result.stderr);
+    for (const name of bad.named) t.true(result.stderr.includes(name), `"${name}" named in:\n${result.stderr}`);
+    t.regex(result.stderr, /^peipkg-manager: /);
+    t.false(await exists(farm.stateDir), 'state_dir not created');
+  });
+}
+
+test('config: the unchanged config of these tests is valid (the cases above fail for their edit only)', async (t) => {
+  const farm = await makeFarm(t);
+  const result = await once(farm.configPath);
+  t.is(result.exitCode, 0, result.stderr);
+  t.true(await exists(join(farm.stateDir, 'repo', 'repo.json')), 'the repository was created');
+});
+
+test('a missing config file exits 1 and names it', async (t) => {
+  const farm = await makeFarm(t);
+  const path = join(farm.root, 'no-such-config.toml');
+  const result = await once(path);
+  t.is(result.exitCode, 1, result.stderr);
+  t.true(result.stderr.includes(`read config ${path}`), result.stderr);
+});
+
+test('an unknown --log-level or --log-format, or an unknown flag, exits 2', async (t) => {
+  const farm = await makeFarm(t);
+  const loud = await once(farm.configPath, ['--log-level', 'loud']);
+  t.is(loud.exitCode, 2);
+  t.true(loud.stderr.includes('unknown log level "loud" (want one of: debug, info, warn, error)'), loud.stderr);
+  const yaml = await once(farm.configPath, ['--log-format', 'yaml']);
+  t.is(yaml.exitCode, 2);
+  t.regex(yaml.stderr, /--log-format/);
+  const bogus = await once(farm.configPath, ['--bogus']);
+  t.is(bogus.exitCode, 2);
+  t.regex(bogus.stderr, /bogus/);
+  t.false(await exists(farm.stateDir), 'nothing ran');
+});
+
+for (const args of [['help'], ['--help'], ['-h']]) {
+  test(`${args.join(' ')} exits 0 and prints the flags`, async (t) => {
+    const result = await runTool('peipkg-manager', args);
+    t.is(result.exitCode, 0, result.stderr);
+    const text = result.stdout + result.stderr;
+    for (const flag of ['--config', '--once', '--log-level', '--log-format']) t.true(text.includes(flag), `${flag} in:\n${text}`);
+  });
+}
+
+test('webhooks without a usable secret refuse to start (D-16): no secret file, or an empty one, exits 1', async (t) => {
+  const upstream = await makeUpstream(t);
+  await upstream.tag('v1.0.0');
+  const farm = await makeFarm(t);
+  await writeRecipe(farm.recipesDir, { git: upstream.dir, githubWebhook: true });
+  await farm.writeConfig('', { http: '[http]\naddr = "127.0.0.1:0"' });
+  const none = await once(farm.configPath);
+  t.is(none.exitCode, 1, none.stderr);
+  t.regex(none.stderr, /webhook_secret_file is not set/);
+
+  const secret = join(farm.root, 'secret');
+  await writeFile(secret, ' \n\n');
+  await farm.writeConfig('', { http: `[http]\naddr = "127.0.0.1:0"\nwebhook_secret_file = ${JSON.stringify(secret)}` });
+  const empty = await once(farm.configPath);
+  t.is(empty.exitCode, 1, empty.stderr);
+  t.true(empty.stderr.includes(`webhook secret ${secret} is empty`), empty.stderr);
+  t.false(await exists(join(farm.stateDir, 'repo', 'repo.json')), 'nothing published, no repository created');
+});
+
+test('bad recipes (look-ahead tag_pattern, no capture group, broken TOML) are skipped alone; the good one is published; --once exits 1', async (t) => {
+  t.timeout(180_000);
+  const upstream = await makeUpstream(t);
+  await upstream.tag('v1.0.0');
+  const farm = await makeFarm(t);
+  await writeRecipe(farm.recipesDir, { git: upstream.dir });
+  await writeRecipe(farm.recipesDir, { id: 'lookahead', git: upstream.dir, tagPattern: '^v(?=x)(.*)$' });
+  await writeRecipe(farm.recipesDir, { id: 'nogroup', git: upstream.dir, tagPattern: '^v\\d+\\.\\d+\\.\\d+$' });
+  await writeRecipe(farm.recipesDir, { id: 'brokentoml', git: upstream.dir, toml: '[meta\nlicense = "MIT"\n' });
+
+  const result = await once(farm.configPath);
+  t.is(result.exitCode, 1, result.stderr);
+  t.deepEqual(await publishedIn(join(farm.stateDir, 'repo')), ['hello-peios 1.0.0-1', 'hello-peios-doc 1.0.0-1']);
+  t.regex(result.stderr, /level=info msg="recipe roster loaded" count=1 .*skipped=3/);
+  const skipped = (id: string): string => result.stderr.split('\n').find((l) => l.includes('msg="recipe skipped"') && l.includes(` recipe=${id} `)) ?? '';
+  t.regex(skipped('lookahead'), /level=error .*invalid or unsupported Perl syntax/);
+  t.regex(skipped('nogroup'), /level=error .*must have at least one capture group/);
+  t.regex(skipped('brokentoml'), /level=error .*err="[^"]*TOML syntax error at line 1/);
+  t.regex(result.stderr, /level=info msg="build \+ publish complete" .*recipe=hello-peios version=1\.0\.0-1 /);
+  for (const id of ['lookahead', 'nogroup', 'brokentoml']) t.false(result.stderr.includes(`msg="polling upstream" recipe=${id} `), `${id} not polled`);
+});
+
+test('a recipe folder named after none of its packages is a warning, and still builds', async (t) => {
+  t.timeout(180_000);
+  const upstream = await makeUpstream(t);
+  await upstream.tag('v1.0.0');
+  const farm = await makeFarm(t);
+  const dir = await writeRecipe(farm.recipesDir, { git: upstream.dir });
+  await rename(dir, join(farm.recipesDir, 'misnamed'));
+
+  const result = await once(farm.configPath);
+  t.is(result.exitCode, 0, result.stderr);
+  t.regex(result.stderr, /level=warn msg="recipe warning" recipe=misnamed warning="recipe folder \\"misnamed\\" matches none of its packages/);
+  t.deepEqual(await publishedIn(join(farm.stateDir, 'repo')), ['hello-peios 1.0.0-1', 'hello-peios-doc 1.0.0-1']);
+  const history = JSON.parse(await readFile(join(farm.stateDir, 'history', 'builds.json'), 'utf8')) as { builds: Array<{ id: string; state: string }> };
+  t.deepEqual(history.builds.map((b) => `${b.id} ${b.state}`), ['misnamed-1.0.0-1-1 succeeded']);
+
+  // And a second sweep knows it is published (de-duplication on the packages, not the folder).
+  const again = await once(farm.configPath);
+  t.is(again.exitCode, 0, again.stderr);
+  t.false(again.stderr.includes('msg="starting build"'), again.stderr);
+});

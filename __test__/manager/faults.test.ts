@@ -1,0 +1,573 @@
+/**
+ * peipkg-manager under faults (`recipes-and-farm.md` §8.11, §8.13, DECISIONS.md "Manager"): a
+ * failing build.sh, an upload that fails and then recovers, a remote that is ahead of us, SIGKILL in
+ * the middle of a build, hostile tag names, a build script hunting for the signing key, and SIGTERM
+ * during a build (drain, and drain timeout).
+ *
+ * The tests run as root, so nothing here relies on file permissions to make something fail: the
+ * upload fails because its remote lies under a regular file, and the key probe fails because
+ * build.sh runs as the unprivileged build user. Every farm, upstream and remote is made by the test.
+ * (Bad recipes skipped alone — a bad tag_pattern, broken TOML — are covered by config.test.ts.)
+ */
+
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+import test, { type ExecutionContext } from 'ava';
+import { execa, type ResultPromise } from 'execa';
+
+import type { FailureRecord } from '../../ts/manager/history.js';
+import { DirLock } from '../../ts/native.js';
+import { buildRecords, makeFarm, makeUpstream, publishedIn, runOnce, startDaemon, verifyRepo, waitFor, writeRecipe, type Farm } from '../helpers/farm.js';
+import { repoRoot } from '../helpers/fixtures.js';
+import { tempDir } from '../helpers/fs.js';
+import { snapshot } from '../helpers/repo.js';
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+const EXAMPLE_BUILD_SH = await readFile(join(repoRoot, 'examples/recipes/hello-peios/build.sh'), 'utf8');
+
+/** The example build.sh with `prelude` run first (after `set -eu`). */
+function scriptWith(prelude: string): string {
+  return EXAMPLE_BUILD_SH.replace('set -eu\n', () => `set -eu\n${prelude}\n`);
+}
+
+/** A directory the build user (build.sh runs as `peipkg-build`) can write to: the test's mailbox. */
+async function mailbox(t: ExecutionContext): Promise<string> {
+  const dir = await tempDir(t, 'peipkg-faults-box-');
+  await chmod(dir, 0o777);
+  return dir;
+}
+
+const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
+
+async function failures(stateDir: string): Promise<Record<string, FailureRecord>> {
+  const text = await readFile(join(stateDir, 'history', 'failures.json'), 'utf8').catch(() => '{}');
+  return JSON.parse(text) as Record<string, FailureRecord>;
+}
+
+const repoOf = (farm: Farm): string => join(farm.stateDir, 'repo');
+
+/** The two packages of the example recipe, for each version, sorted as `publishedIn` sorts. */
+const both = (id: string, ...versions: string[]): string[] => versions.flatMap((v) => [`${id}-doc ${v}`, `${id} ${v}`]).sort();
+
+/** Every path under `dir` (relative), directories included; vanished entries are ignored. */
+async function walk(dir: string, skip: (path: string) => boolean = () => false): Promise<string[]> {
+  const found: string[] = [];
+  async function visit(d: string, rel: string): Promise<void> {
+    const entries = await readdir(d, { withFileTypes: true }).catch(() => []);
+    for (const entry of entries) {
+      const path = join(d, entry.name);
+      if (skip(path)) continue;
+      const relPath = rel === '' ? entry.name : `${rel}/${entry.name}`;
+      found.push(relPath);
+      if (entry.isDirectory()) await visit(path, relPath);
+    }
+  }
+  await visit(dir, '');
+  return found;
+}
+
+/** Rewrites one line of the farm's config.toml (makeFarm always writes `drain_timeout = "30s"`). */
+async function patchConfig(farm: Farm, from: string, to: string): Promise<void> {
+  const text = await readFile(farm.configPath, 'utf8');
+  if (!text.includes(from)) throw new Error(`config.toml has no ${from}`);
+  await writeFile(farm.configPath, text.replace(from, to));
+}
+
+/** Lines of a logfmt log whose msg is `msg`. */
+const events = (log: string, msg: string): string[] => log.split('\n').filter((l) => l.includes(` msg=${JSON.stringify(msg)}`) || l.includes(` msg=${msg} `));
+
+/** Processes whose command line contains `fragment` (never this test process). */
+async function processesWith(fragment: string): Promise<Array<{ pid: number; cmdline: string }>> {
+  const found: Array<{ pid: number; cmdline: string }> = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(fragment)) found.push({ pid: Number(name), cmdline: cmdline.split('\0').join(' ').trim() });
+  }
+  return found;
+}
+
+/** Stops (SIGTERM, by pid) whatever a farm left running: peipkg-build then stops its build.sh group. */
+async function stopLeftovers(fragment: string): Promise<void> {
+  for (const { pid } of await processesWith(fragment)) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // gone already
+    }
+  }
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Waits for build.sh to write its pid (first line of `<box>/started`) and returns it. */
+async function startedScript(box: string): Promise<number> {
+  const file = join(box, 'started');
+  await waitFor(async () => (await readFile(file, 'utf8').catch(() => '')).includes('\n'), 60_000, 'the build script to start');
+  return Number((await readFile(file, 'utf8')).split('\n')[0]);
+}
+
+/** The peipkg-build scratch directory of a running build script (`sh <scratch>/recipe/build.sh`). */
+async function scratchOf(scriptPid: number): Promise<string> {
+  const argv = (await readFile(`/proc/${scriptPid}/cmdline`, 'utf8')).split('\0');
+  return dirname(dirname(argv[1] ?? '/'));
+}
+
+/** Waits for a child to end, failing the test if it takes longer than `ms`. */
+async function exitWithin(child: ResultPromise, ms: number): Promise<{ exitCode: number | undefined; elapsedMs: number }> {
+  const start = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the manager did not exit within ${ms} ms`)), ms);
+  });
+  try {
+    const result = await Promise.race([child, timeout]);
+    return { exitCode: result.exitCode, elapsedMs: Date.now() - start };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. A failing build.sh
+
+test.serial('a failing build.sh is reported with a back-off, the other recipe is still published, and --once exits 1', async (t) => {
+  t.timeout(90_000);
+  const upstream = await makeUpstream(t);
+  await upstream.tag('v1.0.0');
+  await upstream.tag('v1.1.0');
+  const farm = await makeFarm(t);
+  await writeRecipe(farm.recipesDir, { git: upstream.dir });
+  await writeRecipe(farm.recipesDir, { id: 'broken', git: upstream.dir, script: '#!/bin/sh\necho "broken: this build always fails" >&2\nexit 1\n' });
+
+  const before = Date.now();
+  const first = await runOnce(farm);
+  const after = Date.now();
+  t.is(first.exitCode, 1, first.stderr);
+
+  // The healthy recipe is published in full; nothing of the broken one is.
+  t.deepEqual(await publishedIn(repoOf(farm)), both('hello-peios', '1.0.0-1', '1.1.0-1'));
+  await verifyRepo(t, repoOf(farm));
+
+  // History: every broken attempt failed at the build stage, every healthy one succeeded.
+  const history = await buildRecords(farm);
+  const broken = history.filter((b) => b.recipe === 'broken');
+  t.deepEqual(broken.map((b) => b.version).sort(), ['1.0.0-1', '1.1.0-1']);
+  for (const b of broken) {
+    t.is(b.state, 'failed');
+    t.is(b.stage, 'build');
+    t.regex(b.error ?? '', /exit status/);
+    // The script's own output went to the build's log.
+    t.regex(await readFile(join(farm.stateDir, 'history', 'logs', `${b.id}.log`), 'utf8'), /broken: this build always fails/);
+  }
+  t.deepEqual(history.filter((b) => b.recipe === 'hello-peios').map((b) => b.state), ['succeeded', 'succeeded']);
+
+  // failures.json: one failure each, retry after the first back-off step (1 minute).
+  const failed = await failures(farm.stateDir);
+  t.deepEqual(Object.keys(failed).sort(), ['broken@1.0.0-1', 'broken@1.1.0-1']);
+  for (const record of Object.values(failed)) {
+    t.is(record.failures, 1);
+    const next = Date.parse(record.nextRetry);
+    t.true(next >= before + 60_000 - 1000 && next <= after + 60_000 + 1000, `nextRetry ${record.nextRetry}`);
+  }
+
+  // The log line operators alert on.
+  for (const version of ['1.0.0-1', '1.1.0-1']) {
+    const line = events(first.stderr, 'build failed').find((l) => l.includes(`recipe=broken`) && l.includes(`version=${version}`));
+    t.truthy(line, `no build-failed line for broken ${version}:\n${first.stderr}`);
+    t.regex(line ?? '', /^time=\S+ level=error msg="build failed" /);
+    t.regex(line ?? '', / next_retry_after=1m0s/);
+  }
+  t.is(events(first.stderr, 'build failed').length, 2);
+
+  // The back-off survives a restart: a second sweep does not try the broken versions again.
+  const second = await runOnce(farm);
+  t.is(second.exitCode, 0, second.stderr);
+  t.is((await buildRecords(farm)).filter((b) => b.recipe === 'broken').length, 2);
+  t.true(events(second.stderr, 'trigger skipped (in failure backoff window)').length >= 2, second.stderr);
+});
+
+// ---------------------------------------------------------------------------------------------
+// 2. Uploads
+
+test.serial('an upload that fails twice is retried and then succeeds; the remote verifies and no build is marked failed', async (t) => {
+  t.timeout(90_000);
+  const upstream = await makeUpstream(t);
+  await upstream.tag('v1.0.0');
+  const farm = await makeFarm(t);
+  await writeRecipe(farm.recipesDir, { git: upstream.dir });
+  // The remote lies under a regular file, so rclone cannot create it (no permissions involved).
+  const blocker = join(farm.root, 'blocker');
+  await writeFile(blocker, 'a regular file where the remote directory should be\n');
+  const remote = join(blocker, 'remote');
+  await farm.writeConfig('', { upload: `[upload]\nbackend = "rclone"\nremote = ${JSON.stringify(remote)}\nretries = 5\nretry_backoff = "1s"` });
+
+  const daemon = startDaemon(t, farm.configPath, ['--once']);
+  const retrying = (): string[] => events(daemon.log(), 'upload failed; retrying');
+  await waitFor(() => retrying().length >= 2, 60_000, 'two failed upload attempts').catch((error: Error) => {
+    throw new Error(`${error.message}\n${daemon.log()}`);
+  });
+  // Attempt 3 comes 2 s after attempt 2 (1s × 2^1): fix the remote's parent in between.
+  await rm(blocker);
+  await mkdir(blocker);
+  const { exitCode } = await exitWithin(daemon.child, 60_000);
+  const log = daemon.log();
+  t.is(exitCode, 0, log);
+  t.true(retrying().length >= 2, log);
+  t.is(events(log, 'upload failed; giving up until the next publish').length, 0);
+  t.is(events(log, 'upload complete').length, 1, log);
+  t.regex(retrying()[0] ?? '', /attempt=1 /);
+  t.regex(retrying()[1] ?? '', /attempt=2 /);
+
+  // The remote is a complete, verifiable copy of the local repository, without temporary files.
+  await verifyRepo(t, remote);
+  t.deepEqual(await publishedIn(remote), both('hello-peios', '1.0.0-1'));
+  t.deepEqual(await readFile(join(remote, 'repo.json')), await readFile(join(repoOf(farm), 'repo.json')));
+  t.deepEqual((await walk(remote)).filter((p) => p.includes('.tmp-')), []);
+
+  // An upload problem is never a build failure.
+  const history = await buildRecords(farm);
+  t.is(history.length, 1);
+  t.deepEqual(history.map((b) => b.state), ['succeeded']);
+  t.deepEqual(await failures(farm.stateDir), {});
+  t.is(events(log, 'build failed').length + events(log, 'publish failed').length, 0);
+});
+
+test.serial('the rollback guard refuses a remote whose index_version is newer, and leaves it unchanged', async (t) => {
+  t.timeout(90_000);
+  const upstream = await makeUpstream(t);
+  await upstream.tag('v1.0.0');
+  const farm = await makeFarm(t);
+  await writeRecipe(farm.recipesDir, { git: upstream.dir });
+  const remote = join(farm.root, 'remote');
+  await farm.writeConfig('', { upload: `[upload]\nbackend = "rclone"\nremote = ${JSON.stringify(remote)}\nretries = 0\nretry_backoff = "1s"` });
+
+  // First sweep: an empty remote is fine, and is filled.
+  const first = await runOnce(farm);
+  t.is(first.exitCode, 0, first.stderr);
+  await verifyRepo(t, remote);
+
+  // The remote moves ahead of us (another farm, or our state_dir restored from an old backup).
+  const archivePath = join(remote, 'index', 'archive.json');
+  const archive = await readFile(archivePath, 'utf8');
+  const localVersion = Number(/"index_version":(\d+)/.exec(archive)?.[1]);
+  t.true(localVersion > 0);
+  await writeFile(archivePath, archive.replace(`"index_version":${localVersion}`, `"index_version":${localVersion + 100}`));
+  const remoteBefore = await snapshot(remote);
+
+  // A new tag is built and published locally, but the upload is refused.
+  await upstream.tag('v1.1.0');
+  const second = await runOnce(farm);
+  t.regex(second.stderr, /index_version \d+ is newer than the local \d+; refusing to overwrite it/);
+  t.is(events(second.stderr, 'upload complete').length, 0);
+  t.deepEqual(await snapshot(remote), remoteBefore);
+  t.deepEqual(await publishedIn(repoOf(farm)), both('hello-peios', '1.0.0-1', '1.1.0-1'));
+  t.deepEqual((await buildRecords(farm)).map((b) => b.state), ['succeeded', 'succeeded']);
+  // The upload gave up, so the sweep did not fully succeed.
+  t.is(second.exitCode, 1, second.stderr);
+});
+
+// ---------------------------------------------------------------------------------------------
+// 3. SIGKILL in the middle of a build, then a restart
+
+test.serial('after SIGKILL mid-build, a restart on the same state_dir completes the missing versions without manual clean-up', async (t) => {
+  t.timeout(120_000);
+  const upstream = await makeUpstream(t);
+  await upstream.tag('v1.0.0');
+  await upstream.tag('v1.1.0');
+  const farm = await makeFarm(t);
+  t.teardown(() => stopLeftovers(farm.root));
+  const box = await mailbox(t);
+  const slow = join(box, 'slow');
+  await writeFile(slow, '');
+  // Only builds that start while the `slow` marker exists take long: the first one.
+  await writeRecipe(farm.recipesDir, {
+    git: upstream.dir,
+    script: scriptWith(`echo "$$" >> ${box}/started\nif [ -e ${slow} ]; then sleep 12; fi`),
+  });
+
+  const daemon = startDaemon(t, farm.configPath);
+  const scriptPid = await startedScript(box);
+  const running = (await buildRecords(farm)).filter((b) => b.state === 'running');
+  t.deepEqual(running.map((b) => b.id), ['hello-peios-1.0.0-1-1']);
+  const scratch = await scratchOf(scriptPid).catch(() => '(unknown)');
+  daemon.child.kill('SIGKILL');
+  await exitWithin(daemon.child, 10_000);
+
+  // What SIGKILL leaves behind: peipkg-build runs in its own process group, so it survives.
+  const orphans = (await processesWith(farm.stateDir)).filter((p) => p.cmdline.includes('peipkg-build'));
+  t.log(`after SIGKILL: ${orphans.length} peipkg-build process(es) still running: ${orphans.map((p) => p.pid).join(', ')}`);
+  await rm(slow);
+
+  // The restart needs no clean-up: the lock died with the process, the stale record is `interrupted`.
+  const restart = await runOnce(farm);
+  t.is(restart.exitCode, 0, restart.stderr);
+  t.notRegex(restart.stderr, /in use by another peipkg-manager/);
+  t.deepEqual(await publishedIn(repoOf(farm)), both('hello-peios', '1.0.0-1', '1.1.0-1'));
+  await verifyRepo(t, repoOf(farm));
+  const history = await buildRecords(farm);
+  t.deepEqual(
+    history.map((b) => [b.id, b.state]).sort(([a], [b]) => (a! < b! ? -1 : 1)),
+    [
+      ['hello-peios-1.0.0-1-1', 'interrupted'],
+      ['hello-peios-1.0.0-1-2', 'succeeded'],
+      ['hello-peios-1.1.0-1-1', 'succeeded'],
+    ],
+  );
+  t.deepEqual(await failures(farm.stateDir), {}, 'an interrupted build is no failure (no back-off)');
+  t.deepEqual((await walk(repoOf(farm))).filter((p) => p.includes('.tmp-')), []);
+  t.deepEqual(await readdir(join(farm.stateDir, 'publish')), []);
+  t.regex(restart.stderr, /msg="removing work left by an earlier run" path=\S+\/sources\/hello-peios-1\.0\.0-1-1/);
+  // No stale lock: the state directory can be locked again right away.
+  const lock = DirLock.acquire(farm.stateDir);
+  lock.release();
+
+  // Watch what the orphaned build does when its script wakes up (its source directory is gone).
+  for (const o of orphans) await waitFor(() => !alive(o.pid), 30_000, `orphaned peipkg-build ${o.pid} to end`).catch(() => undefined);
+  const leftovers = await walk(farm.stateDir, (p) => p.startsWith(repoOf(farm)) || p.includes('/history'));
+  t.log(`state_dir after the orphan ended (repo and history omitted): ${JSON.stringify(leftovers)}`);
+  // The restart emptied the work areas and the retry used its own source tree, so the orphan left nothing behind.
+  t.deepEqual(leftovers.filter((p) => /^(sources|stage|publish)\//.test(p)), []);
+  t.log(`orphans still alive: ${orphans.filter((o) => alive(o.pid)).map((o) => o.pid).join(', ') || 'none'}; its scratch ${scratch} ${(await exists(scratch)) ? 'is still there' : 'is gone'}`);
+  const oldLog = await readFile(join(farm.stateDir, 'history', 'logs', 'hello-peios-1.0.0-1-1.log'), 'utf8').catch(() => '(no log)');
+  t.log(`the interrupted build's log ends with: ${JSON.stringify(oldLog.trim().split('\n').at(-1))}`);
+  // Whatever the orphan did, the repository is still intact.
+  await verifyRepo(t, repoOf(farm));
+  t.deepEqual(await publishedIn(repoOf(farm)), both('hello-peios', '1.0.0-1', '1.1.0-1'));
+});
+
+// ---------------------------------------------------------------------------------------------
+// 4. Hostile tag names
+
+test.serial('hostile tag names never reach a path or a shell, and a normal tag beside them still builds', async (t) => {
+  t.timeout(60_000);
+  const upstream = await makeUpstream(t);
+  const farm = await makeFarm(t);
+  const marker = `peipkg-hostile-${randomBytes(6).toString('hex')}`;
+  const markerPaths = [join(tmpdir(), marker), join(tmpdir(), `${marker}-bt`)];
+  const hostile = [
+    'v1.0.0;rm',
+    'v1.0.0$(id)',
+    'v1.0.0`id`',
+    "v1'x",
+    `v1.0.0$(touch\${IFS}${markerPaths[0]})`,
+    `v1.0.0\`touch\${IFS}${markerPaths[1]}\``,
+  ];
+  await upstream.tag('v1.0.0');
+  for (const name of hostile) await upstream.git('tag', name);
+  await upstream.git('update-ref', 'refs/tags/-oops', 'HEAD');
+  // A safe name whose version is invalid: dropped, not built.
+  await upstream.git('tag', 'v1.0_beta');
+  const listed = (await upstream.git('tag', '--list')).split('\n');
+  for (const name of [...hostile, '-oops']) t.true(listed.includes(name), `git refused the tag ${name}`);
+
+  await writeRecipe(farm.recipesDir, { git: upstream.dir, tagPattern: '^v?(.*)$' });
+  const result = await runOnce(farm, ['--log-format', 'json']);
+  t.is(result.exitCode, 0, result.stderr);
+  const log = result.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+  // Only the normal tag was built and published.
+  t.deepEqual(await publishedIn(repoOf(farm)), both('hello-peios', '1.0.0-1'));
+  const history = await buildRecords(farm);
+  t.deepEqual(history.map((b) => [b.tag, b.state]), [['v1.0.0', 'succeeded']]);
+
+  // Every hostile name was refused by name, and the invalid version dropped.
+  const ignored = log.filter((e) => e.msg === 'tag ignored (unsafe name)').map((e) => JSON.parse(String(e.tag)) as string);
+  t.deepEqual(ignored.sort(), [...hostile, '-oops'].sort());
+  const dropped = log.filter((e) => e.msg === 'trigger dropped (tag gives an invalid version)');
+  t.deepEqual(dropped.map((e) => e.tag), ['v1.0_beta']);
+  t.false(log.some((e) => e.msg === 'starting build' && e.tag !== 'v1.0.0'));
+
+  // No command ran, and nothing was named after them, in the state directory or in /tmp.
+  for (const path of markerPaths) t.false(await exists(path), `${path} was created: a tag reached a shell`);
+  const fragments = [';rm', '$(', '`', "v1'x", '-oops', 'uid=0(', marker];
+  const suspicious = (paths: string[]): string[] => paths.filter((p) => fragments.some((f) => p.includes(f)));
+  t.deepEqual(suspicious(await walk(farm.stateDir)), []);
+  // Upstream repositories (ours and other tests') hold such refs, of course; nothing else may.
+  t.deepEqual(suspicious(await walk(tmpdir(), (p) => /\/peipkg-upstream-[^/]+$/.test(p))), []);
+});
+
+// ---------------------------------------------------------------------------------------------
+// 5. build.sh hunting for the signing key
+
+test.serial('a build.sh that finds the key path on its parent\'s command line cannot open it, and the build succeeds', async (t) => {
+  t.timeout(60_000);
+  const upstream = await makeUpstream(t);
+  await upstream.tag('v1.0.0');
+  const farm = await makeFarm(t);
+  const probe = String.raw`
+report="$DESTDIR/usr/share/doc/hello-peios/key-probe.txt"
+mkdir -p "$(dirname "$report")"
+echo "uid $(id -u)" > "$report"
+pid=$PPID
+while [ -n "$pid" ] && [ "$pid" -gt 1 ]; do
+  if tr '\0' '\n' < "/proc/$pid/cmdline" > args.txt 2>/dev/null; then
+    prev=""
+    while IFS= read -r arg; do
+      key=""
+      case "$arg" in --sign-key=*) key="${'$'}{arg#--sign-key=}" ;; esac
+      if [ "$prev" = "--sign-key" ]; then key="$arg"; fi
+      if [ -n "$key" ]; then
+        if out=$(cat "$key" 2>&1); then echo "OPENED pid=$pid $key" >> "$report"; else echo "REFUSED pid=$pid $key: $out" >> "$report"; fi
+      fi
+      prev="$arg"
+    done < args.txt
+  fi
+  pid=$(awk '/^PPid:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)
+done
+echo "probe done" >> "$report"
+cat "$report" >&2
+`;
+  await writeRecipe(farm.recipesDir, { git: upstream.dir, script: scriptWith(probe) });
+
+  const result = await runOnce(farm);
+  t.is(result.exitCode, 0, result.stderr);
+  t.deepEqual((await buildRecords(farm)).map((b) => b.state), ['succeeded']);
+  t.deepEqual(await publishedIn(repoOf(farm)), both('hello-peios', '1.0.0-1'));
+
+  // Read the probe's findings out of the published package.
+  const pkg = join(repoOf(farm), 'p', 'hello-peios-doc', '1.0.0-1', 'hello-peios-doc_1.0.0-1_noarch.peipkg');
+  const report = (await execa('tar', ['--zstd', '-xOf', pkg, 'usr/share/doc/hello-peios/key-probe.txt'])).stdout;
+  t.log(report);
+  const lines = report.split('\n');
+  t.is(lines[0], `uid ${(await execa('id', ['-u', 'peipkg-build'])).stdout.trim()}`, 'build.sh ran as the build user');
+  t.is(lines.at(-1), 'probe done');
+  const refused = lines.filter((l) => l.startsWith('REFUSED '));
+  t.true(refused.length >= 1, report);
+  for (const line of refused) {
+    t.true(line.includes(` ${farm.keyFile}: `), line);
+    t.regex(line, /Permission denied/);
+  }
+  t.false(lines.some((l) => l.startsWith('OPENED ')), report);
+});
+
+// ---------------------------------------------------------------------------------------------
+// 6. SIGTERM during a build
+
+test.serial('SIGTERM during a build drains: the build finishes and is published, then the daemon exits 0', async (t) => {
+  t.timeout(60_000);
+  const upstream = await makeUpstream(t);
+  await upstream.tag('v1.0.0');
+  const farm = await makeFarm(t);
+  const box = await mailbox(t);
+  await writeRecipe(farm.recipesDir, { git: upstream.dir, script: scriptWith(`echo "$$" > ${box}/started\nsleep 3`) });
+
+  const daemon = startDaemon(t, farm.configPath);
+  await startedScript(box);
+  daemon.child.kill('SIGTERM');
+  const { exitCode } = await exitWithin(daemon.child, 30_000);
+  const log = daemon.log();
+  t.is(exitCode, 0, log);
+  const draining = log.indexOf('msg="draining: finishing running builds before exit"');
+  const complete = log.indexOf('msg="build + publish complete"');
+  const stopped = log.indexOf('msg="peipkg-manager stopped"');
+  t.true(draining >= 0 && complete > draining && stopped > complete, log);
+  t.is(events(log, 'drain timeout reached: stopping running builds').length, 0);
+  t.deepEqual((await buildRecords(farm)).map((b) => b.state), ['succeeded']);
+  t.deepEqual(await publishedIn(repoOf(farm)), both('hello-peios', '1.0.0-1'));
+  await verifyRepo(t, repoOf(farm));
+});
+
+test.serial('SIGTERM with a short drain_timeout stops a long build, records it interrupted, and exits 0 promptly', async (t) => {
+  t.timeout(60_000);
+  const upstream = await makeUpstream(t);
+  await upstream.tag('v1.0.0');
+  const farm = await makeFarm(t);
+  await patchConfig(farm, 'drain_timeout = "30s"', 'drain_timeout = "2s"');
+  const box = await mailbox(t);
+  const nap = `${57 + Math.random()}`.slice(0, 8); // a sleep this test can recognise
+  await writeRecipe(farm.recipesDir, { git: upstream.dir, script: scriptWith(`echo "$$" > ${box}/started\nsleep ${nap}`) });
+
+  const daemon = startDaemon(t, farm.configPath);
+  const scriptPid = await startedScript(box);
+  t.true(scriptPid > 1 && alive(scriptPid), `build script pid ${scriptPid}`);
+  const scratch = await scratchOf(scriptPid);
+  t.regex(scratch, /\/peipkg-build-[^/]+$/);
+  daemon.child.kill('SIGTERM');
+  const { exitCode, elapsedMs } = await exitWithin(daemon.child, 30_000);
+  const log = daemon.log();
+  t.is(exitCode, 0, log);
+  t.true(elapsedMs >= 1500 && elapsedMs < 15_000, `exited ${elapsedMs} ms after SIGTERM`);
+  t.is(events(log, 'drain timeout reached: stopping running builds').length, 1, log);
+  t.is(events(log, 'build interrupted by shutdown').length, 1, log);
+  t.is(events(log, 'peipkg-manager stopped').length, 1, log);
+
+  const history = await buildRecords(farm);
+  t.deepEqual(history.map((b) => [b.state, b.stage]), [['interrupted', 'build']]);
+  t.deepEqual(await failures(farm.stateDir), {}, 'a build stopped by shutdown gets no back-off');
+  // Nothing half-published, nothing left running, no scratch left in the state directory.
+  t.deepEqual(await publishedIn(repoOf(farm)), []);
+  await verifyRepo(t, repoOf(farm));
+  t.deepEqual((await walk(repoOf(farm))).filter((p) => p.includes('.tmp-')), []);
+  for (const dir of ['sources', 'stage', 'publish', 'quarantine']) t.deepEqual(await readdir(join(farm.stateDir, dir)), [], dir);
+  await waitFor(async () => !alive(scriptPid) && (await processesWith(`sleep\0${nap}`)).length === 0, 5000, 'the build script to be gone');
+  t.deepEqual(await processesWith(farm.stateDir), []);
+  t.false(await exists(scratch), `peipkg-build left its scratch directory ${scratch}`);
+});
+
+test.serial('SIGTERM to --once mid-build cancels the sweep: the build is stopped and recorded interrupted, and the exit status is 0', async (t) => {
+  t.timeout(60_000);
+  const upstream = await makeUpstream(t);
+  await upstream.tag('v1.0.0');
+  await upstream.tag('v1.1.0');
+  const farm = await makeFarm(t);
+  t.teardown(() => stopLeftovers(farm.root));
+  const box = await mailbox(t);
+  await writeRecipe(farm.recipesDir, { git: upstream.dir, script: scriptWith(`echo "$$" >> ${box}/started\nsleep 40`) });
+
+  const once = startDaemon(t, farm.configPath, ['--once']);
+  const scriptPid = await startedScript(box);
+  const scratch = await scratchOf(scriptPid);
+  once.child.kill('SIGTERM');
+  const { exitCode, elapsedMs } = await exitWithin(once.child, 30_000);
+  const log = once.log();
+  t.is(exitCode, 0, log);
+  t.true(elapsedMs < 15_000, `exited ${elapsedMs} ms after SIGTERM`);
+  // The running build was stopped, not left behind; the queued version never started.
+  t.deepEqual((await buildRecords(farm)).map((b) => [b.version, b.state]), [['1.0.0-1', 'interrupted']]);
+  t.deepEqual(await failures(farm.stateDir), {});
+  await waitFor(async () => !alive(scriptPid) && (await processesWith(farm.stateDir)).length === 0, 5000, 'the build to be gone');
+  t.false(await exists(scratch), `peipkg-build left its scratch directory ${scratch}`);
+  t.deepEqual(await publishedIn(repoOf(farm)), []);
+  await verifyRepo(t, repoOf(farm));
+  for (const dir of ['sources', 'stage', 'publish']) t.deepEqual(await readdir(join(farm.stateDir, dir)), [], dir);
+});
+
+test.serial('SIGTERM while an upload waits to retry: the daemon stops at once, with no further attempt', async (t) => {
+  t.timeout(60_000);
+  const upstream = await makeUpstream(t);
+  await upstream.tag('v1.0.0');
+  const farm = await makeFarm(t);
+  await writeRecipe(farm.recipesDir, { git: upstream.dir });
+  const blocker = join(farm.root, 'blocker');
+  await writeFile(blocker, 'a regular file where the remote directory should be\n');
+  await farm.writeConfig('', { upload: `[upload]\nbackend = "rclone"\nremote = ${JSON.stringify(join(blocker, 'remote'))}\nretries = 5\nretry_backoff = "60s"` });
+
+  const daemon = startDaemon(t, farm.configPath);
+  await waitFor(() => events(daemon.log(), 'upload failed; retrying').length === 1, 40_000, 'a failed upload attempt').catch((error: Error) => {
+    throw new Error(`${error.message}\n${daemon.log()}`);
+  });
+  daemon.child.kill('SIGTERM');
+  const { exitCode, elapsedMs } = await exitWithin(daemon.child, 20_000);
+  const log = daemon.log();
+  t.is(exitCode, 0, log);
+  t.true(elapsedMs < 10_000, `exited ${elapsedMs} ms after SIGTERM`);
+  t.is(events(log, 'peipkg-manager stopped').length, 1, log);
+  t.is(events(log, 'upload failed; retrying').length, 1, log);
+  t.deepEqual((await buildRecords(farm)).map((b) => b.state), ['succeeded']);
+});
