@@ -9,11 +9,11 @@
 import { basename } from 'node:path';
 
 import { compareVersions, versionProblem } from '../format/version.js';
-import { rosterEntry } from '../manager/roster.js';
-import { asTagName } from '../manager/tagPattern.js';
+import { asTagName } from './tagPattern.js';
 import { loadRecipe, RecipeError, type Recipe } from './recipe.js';
 import { partition, PartitionError, payloadProblems } from './partition.js';
 import { walkStaged } from './stage.js';
+import { checkWatch, type WatchCheck } from './watch.js';
 
 export interface CheckRequest {
   recipePath: string;
@@ -30,13 +30,11 @@ export interface CheckReport {
   tags: Array<{ tag: string; version?: string; result: string }>;
 }
 
-const DEFAULT_INTERVAL_MS = 60 * 60_000;
-
-function tagResults(tags: string[], report: CheckReport, entry: ReturnType<typeof rosterEntry>): void {
+function tagResults(tags: string[], report: CheckReport, watch: WatchCheck): void {
   if (tags.length === 0) return;
-  const upstream = 'upstream' in entry ? entry.upstream : undefined;
+  const upstream = watch.upstream;
   if (!upstream) {
-    if ('problems' in entry) return; // the pattern itself is broken; already reported
+    if (watch.problems.length > 0) return; // the pattern itself is broken; already reported
     report.problems.push('--tags was given, but the recipe has no [upstream] git and tag_pattern to match them against');
     return;
   }
@@ -82,16 +80,16 @@ export async function checkRecipe(request: CheckRequest): Promise<CheckReport> {
     return report;
   }
   const { recipe, managerProblems } = loaded;
-  const entry = rosterEntry(basename(recipe.dir), recipe, managerProblems, DEFAULT_INTERVAL_MS);
-  if ('problems' in entry) report.problems.push(...entry.problems.map((p) => (p.startsWith('peipkg.toml:') ? p : `peipkg.toml: ${p}`)));
-  else report.warnings.push(...entry.warnings);
+  const watch = checkWatch(basename(recipe.dir), recipe, managerProblems);
+  report.problems.push(...watch.problems.map((p) => (p.startsWith('peipkg.toml:') ? p : `peipkg.toml: ${p}`)));
+  if (watch.problems.length === 0) report.warnings.push(...watch.warnings);
   report.summary.push(`recipe ${recipe.id}: ${recipe.packages.length} package(s), build script ${basename(recipe.buildScript)}`);
   for (const p of recipe.packages) report.summary.push(`  ${p.name} (${p.architecture}): ${p.files.length} file pattern(s)`);
-  if ('upstream' in entry && entry.upstream) {
-    const u = entry.upstream;
+  if (watch.upstream) {
+    const u = watch.upstream;
     report.summary.push(`upstream ${u.git}, tag_pattern ${u.pattern.source}, peios_revision ${u.peiosRevision}${u.minVersion ? `, min_version ${u.minVersion}` : ''}`);
-  } else if (!('problems' in entry)) report.summary.push('no [upstream]: built by hand only, never watched');
-  tagResults(request.tags, report, entry);
+  } else if (watch.problems.length === 0) report.summary.push('no [upstream]: built by hand only, never watched');
+  tagResults(request.tags, report, watch);
   if (request.stagedDir) await stagedResults(recipe, request.stagedDir, report);
   return report;
 }

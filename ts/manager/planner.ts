@@ -12,7 +12,7 @@ import { compareVersions, versionProblem } from '../format/version.js';
 import type { Logger } from '../log.js';
 import type { PublishedView } from './published.js';
 import type { RosterRecipe } from './roster.js';
-import type { TagName } from './tagPattern.js';
+import type { TagName } from '../build/tagPattern.js';
 import type { UpstreamTag } from './upstream.js';
 
 export type TriggerSource = 'poll' | 'webhook';

@@ -10,18 +10,9 @@ import { lstat, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { loadRecipe, RecipeError, type Recipe } from '../build/recipe.js';
+import { checkWatch, type WatchedUpstream } from '../build/watch.js';
 import { InputError } from '../errors.js';
 import { compareUtf8 } from '../format/order.js';
-import { versionProblem } from '../format/version.js';
-import { compileTagPattern, type TagPattern } from './tagPattern.js';
-
-export interface WatchedUpstream {
-  git: string;
-  pattern: TagPattern;
-  peiosRevision: number;
-  submodules: boolean;
-  minVersion: string;
-}
 
 export interface RosterRecipe {
   id: string;
@@ -47,35 +38,16 @@ export interface Roster {
 
 /** The manager's checks on a recipe that peipkg-build accepts; returns the entry or its problems. */
 export function rosterEntry(id: string, recipe: Recipe, managerProblems: string[], defaultIntervalMs: number): RosterRecipe | SkippedRecipe {
-  const problems = [...managerProblems];
-  let upstream: WatchedUpstream | undefined;
-  const u = recipe.upstream;
-  if (u && u.git !== '' && u.tagPattern !== '') {
-    if (u.git.startsWith('-')) problems.push(`[upstream].git: "${u.git}" must not start with "-"`);
-    const compiled = compileTagPattern(u.tagPattern);
-    if ('problem' in compiled) problems.push(`[upstream].tag_pattern: ${compiled.problem}`);
-    if (u.minVersion !== '' && versionProblem(`${u.minVersion}-1`)) {
-      problems.push(`[upstream].min_version: "${u.minVersion}" is not an upstream version (${versionProblem(`${u.minVersion}-1`)})`);
-    }
-    if ('pattern' in compiled) upstream = { git: u.git, pattern: compiled.pattern, peiosRevision: u.peiosRevision, submodules: u.submodules, minVersion: u.minVersion };
-  }
-  if (problems.length > 0) return { id, problems };
-  const packages = recipe.packages.map((p) => ({ name: p.name, architecture: p.architecture }));
-  const warnings: string[] = [];
-  if (!packages.some((p) => p.name === id)) {
-    warnings.push(`recipe folder "${id}" matches none of its packages (${packages.map((p) => p.name).join(', ')}); name it after the primary package`);
-  }
-  if (upstream && upstream.pattern.unnamedGroups > 1) {
-    warnings.push(`tag_pattern has ${upstream.pattern.unnamedGroups} capture groups; only group 1 becomes the version`);
-  }
+  const watch = checkWatch(id, recipe, managerProblems);
+  if (watch.problems.length > 0) return { id, problems: watch.problems };
   return {
     id,
     recipe,
-    upstream,
+    upstream: watch.upstream,
     githubWebhook: recipe.watch?.githubWebhook ?? false,
     pollIntervalMs: recipe.watch?.pollIntervalMs ?? defaultIntervalMs,
-    packages,
-    warnings,
+    packages: recipe.packages.map((p) => ({ name: p.name, architecture: p.architecture })),
+    warnings: watch.warnings,
   };
 }
 

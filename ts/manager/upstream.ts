@@ -9,7 +9,7 @@
  */
 
 import { runStep } from './subprocess.js';
-import { asTagName, type TagName } from './tagPattern.js';
+import { asTagName, type TagName } from '../build/tagPattern.js';
 
 export interface UpstreamTag {
   name: TagName;
