@@ -59,6 +59,7 @@ export interface RecipeOptions {
   tagPattern?: string;
   peiosRevision?: number;
   minVersion?: string;
+  submodules?: boolean;
   githubWebhook?: boolean;
   pollInterval?: string;
   /** build.sh; default installs the example program (examples/recipes/hello-peios/build.sh). */
@@ -79,6 +80,7 @@ export async function writeRecipe(recipesDir: string, options: RecipeOptions): P
     toml += `[upstream]\ngit = ${JSON.stringify(options.git)}\ntag_pattern = ${JSON.stringify(options.tagPattern ?? '^v(\\d+\\.\\d+\\.\\d+)$')}\n`;
     toml += `peios_revision = ${options.peiosRevision ?? 1}\n`;
     if (options.minVersion) toml += `min_version = ${JSON.stringify(options.minVersion)}\n`;
+    if (options.submodules) toml += 'submodules = true\n';
     toml += `\n[watch]\ngithub_webhook = ${options.githubWebhook ?? false}\npoll_interval = ${JSON.stringify(options.pollInterval ?? '1h')}\n`;
   }
   await writeFile(join(dir, 'peipkg.toml'), toml);
@@ -184,9 +186,9 @@ export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
-/** `peipkg-manager --config <farm> --once` (debug log on stderr). */
-export function runOnce(farm: Farm, extra: string[] = []): Promise<ToolResult> {
-  return runTool('peipkg-manager', ['--config', farm.configPath, '--once', '--log-level', 'debug', ...extra], { timeoutMs: 150_000 });
+/** `peipkg-manager --config <farm> --once` (debug log on stderr), with `env` added to the environment. */
+export function runOnce(farm: Farm, extra: string[] = [], env?: Record<string, string>): Promise<ToolResult> {
+  return runTool('peipkg-manager', ['--config', farm.configPath, '--once', '--log-level', 'debug', ...extra], { timeoutMs: 150_000, env });
 }
 
 /** `name version` of every package in `<repo>/index/archive.json`, sorted; none when there is no index yet. */

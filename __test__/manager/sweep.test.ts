@@ -9,10 +9,12 @@ import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 
 import test from 'ava';
+import { execa } from 'execa';
 
 import { readPackage } from '../../ts/native.js';
 import { runTool, type ToolResult } from '../helpers/cli.js';
-import { buildRecords, makeFarm, makeUpstream, publishedIn, verifyRepo, writeRecipe, type Farm } from '../helpers/farm.js';
+import { buildRecords, makeFarm, makeUpstream, publishedIn, runOnce, verifyRepo, writeRecipe, type Farm } from '../helpers/farm.js';
+import { repoRoot } from '../helpers/fixtures.js';
 import { tempDir } from '../helpers/fs.js';
 
 interface ArchiveEntry {
@@ -197,6 +199,29 @@ test('an annotated tag builds like a lightweight one, stamped with the commit ti
   }
   const [build] = await buildRecords(farm);
   t.is(build?.commit, (await upstream.git('rev-parse', 'v3.0.0^{commit}')).trim(), 'the commit, not the tag object');
+});
+
+test('submodules = true clones the upstream\'s submodules, and their files reach the package', async (t) => {
+  t.timeout(180_000);
+  const sub = await makeUpstream(t);
+  await sub.tag('sub-1', { file: 'data.txt', content: 'from the submodule\n' });
+  const upstream = await makeUpstream(t);
+  // Local submodules need file transport, which git refuses by default; the operator allows it the usual way.
+  const allowFile = { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'protocol.file.allow', GIT_CONFIG_VALUE_0: 'always' };
+  await execa('git', ['submodule', 'add', '-q', sub.dir, 'vendor/sub'], { cwd: upstream.dir, env: allowFile });
+  await upstream.tag('v1.0.0');
+  const farm = await makeFarm(t);
+  const script = (await readFile(join(repoRoot, 'examples/recipes/hello-peios/build.sh'), 'utf8')) +
+    'install -D -m 0644 "$SOURCE_DIR/vendor/sub/data.txt" "$DESTDIR/usr/share/doc/hello-peios/data.txt"\n';
+  await writeRecipe(farm.recipesDir, { git: upstream.dir, submodules: true, script });
+  const result = await runOnce(farm, [], allowFile);
+  t.is(result.exitCode, 0, result.stderr);
+  const repo = join(farm.stateDir, 'repo');
+  const doc = (await archiveEntries(repo)).find((e) => e.name === 'hello-peios-doc');
+  const facts = await readPackage(join(repo, doc?.url ?? ''));
+  const files = JSON.parse(facts.filesJson?.toString('utf8') ?? '{"entries":[]}') as { entries: Array<{ path: string }> };
+  t.true(files.entries.some((f) => f.path === 'usr/share/doc/hello-peios/data.txt'), 'the submodule\'s file is packaged');
+  t.false(files.entries.some((f) => f.path.includes('.git')), 'no git metadata is packaged');
 });
 
 test('the rclone upload to a local-directory remote gives a repository that verifies, without *.tmp-* files', async (t) => {

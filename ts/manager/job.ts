@@ -79,7 +79,8 @@ async function fetch(ctx: JobContext, trigger: Trigger, sourceDir: string, logFi
   const timeoutMs = ctx.config.build.cloneTimeoutMs;
   const git = (what: string, args: string[], capture = false): Promise<string> =>
     runStep(what, 'git', args, { timeoutMs, logFile, captureStdout: capture, env: GIT_ENV, abort: ctx.abort });
-  await git('git clone', ['clone', '--depth', '1', '--branch', trigger.tag, '--single-branch', '--no-tags', '--', upstream.git, sourceDir]);
+  // No detached-HEAD advice in build logs; set with -c so the operator's own GIT_CONFIG_* still apply.
+  await git('git clone', ['-c', 'advice.detachedHead=false', 'clone', '--depth', '1', '--branch', trigger.tag, '--single-branch', '--no-tags', '--', upstream.git, sourceDir]);
   if (upstream.submodules) await git('git submodule update', ['-C', sourceDir, 'submodule', 'update', '--init', '--recursive', '--depth', '1']);
   const [seconds, commit] = (await git('git log', ['-C', sourceDir, 'log', '-1', '--format=%ct %H', 'HEAD'], true)).trim().split(' ');
   const timestamp = formatTimestamp(new Date(Number(seconds) * 1000));

@@ -39,8 +39,8 @@ export function parseLsRemote(output: string): ListedTags {
   return listed;
 }
 
-/** Never prompt for credentials (a daemon has no terminal); keep build logs free of git's detached-HEAD advice. */
-export const GIT_ENV = { GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'advice.detachedHead', GIT_CONFIG_VALUE_0: 'false' };
+/** git must fail instead of waiting for a password nobody will type. */
+export const GIT_ENV = { GIT_TERMINAL_PROMPT: '0' };
 
 /** `git ls-remote --tags <url>`; throws with git's message when it fails or times out. */
 export async function listTags(url: string, timeoutMs: number): Promise<ListedTags> {
