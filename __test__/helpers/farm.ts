@@ -165,10 +165,10 @@ export function managerPath(): string {
   return join(repoRoot, 'bin', 'peipkg-manager.js');
 }
 
-/** Starts the daemon; its stderr (the structured log) is collected in `log()`. Killed at teardown. */
-export function startDaemon(t: ExecutionContext, configPath: string, extraArgs: string[] = []): { child: ResultPromise; log: () => string } {
+/** Starts the daemon (`env` added to the environment); its stderr (the structured log) is collected in `log()`. Killed at teardown. */
+export function startDaemon(t: ExecutionContext, configPath: string, extraArgs: string[] = [], env?: Record<string, string>): { child: ResultPromise; log: () => string } {
   let log = '';
-  const child = execa(process.execPath, [managerPath(), '--config', configPath, '--log-level', 'debug', ...extraArgs], { reject: false, all: false });
+  const child = execa(process.execPath, [managerPath(), '--config', configPath, '--log-level', 'debug', ...extraArgs], { reject: false, all: false, env });
   child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
   t.teardown(() => {
     child.kill('SIGKILL');

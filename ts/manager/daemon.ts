@@ -116,6 +116,8 @@ export async function runManager(options: ManagerOptions): Promise<number> {
     await history.removeOrphanLogs();
     const farm = new Farm({ config, tools, log, history, buildUser, grantFlags: (recipe) => grants.flagsFor(recipe) });
     farm.setRoster(roster);
+    // The remote may be behind: an upload that failed, or was cut short by a stop, before this start.
+    farm.uploader?.request();
     return options.once ? await sweepOnce(farm, roster, log) : await daemon(farm, config, grants, log, secret, history);
   } catch (error) {
     if (error instanceof InputError) log.error('manager exited with error', { err: error.message });

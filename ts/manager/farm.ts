@@ -62,7 +62,7 @@ export class Farm {
     this.uploader =
       config.upload.backend === 'rclone'
         ? new Uploader(
-            { repoDir: dirs.repo, remote: config.upload.remote, retries: config.upload.retries, retryBackoffMs: config.upload.retryBackoffMs, timeoutMs: 60 * MINUTE },
+            { repoDir: dirs.repo, remote: config.upload.remote, retries: config.upload.retries, retryBackoffMs: config.upload.retryBackoffMs, timeoutMs: 60 * MINUTE, abort: this.abort.signal },
             log,
             exclusive,
           )

@@ -23,6 +23,8 @@ export interface UploadSettings {
   retries: number;
   retryBackoffMs: number;
   timeoutMs: number;
+  /** Stops a running rclone (the drain timeout, a second signal); the copy order keeps the remote consistent. */
+  abort: AbortSignal;
 }
 
 export interface UploadStatus {
@@ -53,7 +55,9 @@ export class Uploader {
     private readonly log: Logger,
     /** Uploads and publishes exclude each other, so an upload never mixes two states. */
     private readonly exclusive: <T>(work: () => Promise<T>) => Promise<T>,
-  ) {}
+  ) {
+    settings.abort.addEventListener('abort', () => this.wakeRetry?.());
+  }
 
   status(): UploadStatus {
     return { ...this.current };
@@ -68,7 +72,7 @@ export class Uploader {
     });
   }
 
-  /** Waits for a running upload; no new one starts afterwards. */
+  /** Waits for a running upload (cut short by `abort`); no new one starts afterwards. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
@@ -90,7 +94,7 @@ export class Uploader {
   }
 
   private async withRetries(): Promise<void> {
-    for (let attempt = 0; attempt <= this.settings.retries && !this.stopped; attempt++) {
+    for (let attempt = 0; attempt <= this.settings.retries && !this.stopped && !this.settings.abort.aborted; attempt++) {
       this.current.state = 'running';
       this.current.attempts++;
       try {
@@ -101,9 +105,14 @@ export class Uploader {
       } catch (error) {
         const err = (error as Error).message;
         this.current.last_error = err;
+        if (this.settings.abort.aborted) {
+          this.current.state = 'idle';
+          this.log.warn('upload stopped by shutdown; the next start uploads again', { remote: this.settings.remote });
+          return;
+        }
         const wait = this.settings.retryBackoffMs * 2 ** attempt;
         const last = attempt === this.settings.retries;
-        this.log.warn(last ? 'upload failed; giving up until the next publish' : 'upload failed; retrying', {
+        this.log.warn(last ? 'upload failed; giving up until the next publish or restart' : 'upload failed; retrying', {
           remote: this.settings.remote,
           err,
           attempt: attempt + 1,
@@ -124,9 +133,9 @@ export class Uploader {
   }
 
   private async once(): Promise<void> {
-    const { repoDir, remote, timeoutMs } = this.settings;
+    const { repoDir, remote, timeoutMs, abort } = this.settings;
     await this.guard();
-    const rclone = (what: string, args: string[]): Promise<string> => runStep(what, 'rclone', args, { timeoutMs });
+    const rclone = (what: string, args: string[]): Promise<string> => runStep(what, 'rclone', args, { timeoutMs, abort });
     const noTemp = ['--exclude', '*.tmp-*', '--exclude', '*.tmp-*/**'];
     await rclone('rclone copy (packages, keys, site)', ['copy', repoDir, remote, ...noTemp, '--exclude', '/index/**', '--exclude', '/repo.json', '--exclude', '/repo.json.sig']);
     await rclone('rclone copy (indexes)', ['copy', join(repoDir, 'index'), remotePath(remote, 'index'), ...noTemp]);
@@ -136,7 +145,11 @@ export class Uploader {
   /** Refuses to overwrite a remote that is ahead of us. */
   private async guard(): Promise<void> {
     const local = indexVersionOf(await readFile(join(this.settings.repoDir, 'index', 'archive.json'), 'utf8')) ?? 0;
-    const result = await execa('rclone', ['cat', remotePath(this.settings.remote, 'index/archive.json')], { reject: false, timeout: this.settings.timeoutMs });
+    const result = await execa('rclone', ['cat', remotePath(this.settings.remote, 'index/archive.json')], {
+      reject: false,
+      timeout: this.settings.timeoutMs,
+      cancelSignal: this.settings.abort,
+    });
     if (result.exitCode !== 0) {
       // rclone exits 3 (directory not found) or 4 (file not found) for an empty remote.
       if (result.exitCode === 3 || result.exitCode === 4 || /not found/i.test(result.stderr)) return;
