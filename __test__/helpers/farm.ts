@@ -168,7 +168,14 @@ export function managerPath(): string {
 /** Starts the daemon (`env` added to the environment); its stderr (the structured log) is collected in `log()`. Killed at teardown. */
 export function startDaemon(t: ExecutionContext, configPath: string, extraArgs: string[] = [], env?: Record<string, string>): { child: ResultPromise; log: () => string } {
   let log = '';
-  const child = execa(process.execPath, [managerPath(), '--config', configPath, '--log-level', 'debug', ...extraArgs], { reject: false, all: false, env });
+  // forceKillAfterDelay: execa would otherwise SIGKILL the manager 5 s after a test's SIGTERM, in
+  // the middle of a drain that takes longer than that on a busy machine.
+  const child = execa(process.execPath, [managerPath(), '--config', configPath, '--log-level', 'debug', ...extraArgs], {
+    reject: false,
+    all: false,
+    env,
+    forceKillAfterDelay: false,
+  });
   child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
   t.teardown(() => {
     child.kill('SIGKILL');

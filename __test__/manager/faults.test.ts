@@ -126,7 +126,7 @@ async function scratchOf(scriptPid: number): Promise<string> {
 }
 
 /** Waits for a child to end, failing the test if it takes longer than `ms`. */
-async function exitWithin(child: ResultPromise, ms: number): Promise<{ exitCode: number | undefined; elapsedMs: number }> {
+async function exitWithin(child: ResultPromise, ms: number): Promise<{ exitCode: number | string | undefined; elapsedMs: number }> {
   const start = Date.now();
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -134,7 +134,8 @@ async function exitWithin(child: ResultPromise, ms: number): Promise<{ exitCode:
   });
   try {
     const result = await Promise.race([child, timeout]);
-    return { exitCode: result.exitCode, elapsedMs: Date.now() - start };
+    // A death by signal shows as the signal's name, so a failure says what killed the manager.
+    return { exitCode: result.exitCode ?? result.signal, elapsedMs: Date.now() - start };
   } finally {
     clearTimeout(timer);
   }
