@@ -195,7 +195,7 @@ export async function runBuild(request: BuildRequest): Promise<BuiltPackage[]> {
       }
     }
 
-    const staged = await walkStaged(destDir);
+    const staged = walkStaged(destDir);
     const foreign = foreignEntries(staged, request.user);
     if (foreign.length > 0) {
       throw new InputError(`staged entries not owned by the build user ${request.user?.name} (refusing to pack them):\n${foreign.map((p) => `  ${p}`).join('\n')}`);

@@ -57,8 +57,8 @@ function tagResults(tags: string[], report: CheckReport, watch: WatchCheck): voi
   }
 }
 
-async function stagedResults(recipe: Recipe, stagedDir: string, report: CheckReport): Promise<void> {
-  const staged = await walkStaged(stagedDir);
+function stagedResults(recipe: Recipe, stagedDir: string, report: CheckReport): void {
+  const staged = walkStaged(stagedDir);
   try {
     const { claims, unmatched } = partition(recipe.packages, staged);
     report.problems.push(...unmatched, ...payloadProblems(recipe.packages, claims));
@@ -90,6 +90,6 @@ export async function checkRecipe(request: CheckRequest): Promise<CheckReport> {
     report.summary.push(`upstream ${u.git}, tag_pattern ${u.pattern.source}, peios_revision ${u.peiosRevision}${u.minVersion ? `, min_version ${u.minVersion}` : ''}`);
   } else if (watch.problems.length === 0) report.summary.push('no [upstream]: built by hand only, never watched');
   tagResults(request.tags, report, watch);
-  if (request.stagedDir) await stagedResults(recipe, request.stagedDir, report);
+  if (request.stagedDir) stagedResults(recipe, request.stagedDir, report);
   return report;
 }

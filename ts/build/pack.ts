@@ -125,7 +125,7 @@ export async function runPack(request: PackRequest): Promise<BuiltPackage> {
   const decoded = decodePackManifest(doc);
   if ('problems' in decoded) throw new InputError(`${request.manifestPath}: invalid manifest:\n${decoded.problems.map((p) => `  ${p}`).join('\n')}`);
   const staged = resolve(request.stagedDir);
-  const leaves = (await walkStaged(staged)).filter((e) => e.kind !== 'directory');
+  const leaves = walkStaged(staged).filter((e) => e.kind !== 'directory');
   const pathProblems: string[] = [];
   for (const leaf of leaves) {
     const problem = payloadPathProblem(leaf.path) ?? (leaf.kind === 'symlink' ? symlinkTargetProblem(leaf.path, leaf.target) : undefined);
