@@ -4,6 +4,7 @@
 #
 #   ./setup.sh            as root (or a user with sudo)
 #   SKIP_MAIN_JOB=1 ./setup.sh   set up only
+#   PEIPKG_ARM64=0 ./setup.sh    without the arm64 cross build and its qemu test (saves about 2 minutes)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -21,6 +22,15 @@ node_ok() {
 if ! node_ok; then
   die "Node.js $(node --version 2>/dev/null || echo 'is missing'); peipkg needs Node 20.19 or newer (22 or 24 LTS recommended).
 Install it from https://nodejs.org or NodeSource (Debian 12 ships Node 18, which is too old), then run ./setup.sh again."
+fi
+
+# The linux-arm64-gnu addon is cross-built here and tested under qemu (docs/distribution.md). Its
+# Rust standard library comes from Debian's arm64 packages, hence dpkg's second architecture.
+arm64=${PEIPKG_ARM64:-1}
+[ "$(dpkg --print-architecture)" = amd64 ] || arm64=0
+if [ "$arm64" = 1 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  say "adding arm64 to dpkg's architectures (for the arm64 cross build)"
+  $SUDO dpkg --add-architecture arm64
 fi
 
 say "installing Debian packages (toolchain, crate sources, test tools)"
@@ -42,6 +52,12 @@ if ! rust_ok; then
   rust_ok || die "no Rust 1.89+ toolchain available"
 fi
 
+if [ "$arm64" = 1 ]; then
+  say "installing the arm64 cross toolchain (Debian's rustc-web with its arm64 std, gcc-aarch64-linux-gnu) and qemu"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user >/dev/null
+fi
+
 # Build scripts run as this unprivileged user when peipkg runs as root (DECISIONS.md).
 if [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; then
   if ! getent passwd peipkg-build >/dev/null; then
@@ -55,6 +71,18 @@ npm ci --no-audit --no-fund --loglevel=error
 
 say "building the native addon and the TypeScript (npm run build)"
 npm run build --silent
+
+if [ "$arm64" = 1 ]; then
+  say "cross-building the arm64 addon; fetching Debian's arm64 Node for its qemu test"
+  scripts/build-arm64.sh
+  scripts/fetch-arm64-node.sh
+fi
+
+# For the tests, which reach no registry: the npm cache an offline install of the packed tarballs
+# needs, and actionlint for the release workflow.
+say "filling the npm cache for the offline-install test; fetching actionlint"
+scripts/prime-offline-cache.sh
+scripts/fetch-actionlint.sh
 
 if [ -z "${SKIP_MAIN_JOB:-}" ]; then
   say "running the main job"

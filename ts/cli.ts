@@ -23,6 +23,12 @@ export function reportError(tool: string, error: unknown): number {
   return typed.exitCode;
 }
 
+/** The help section listing a command's required flags (checked by `requireFlags`, exit 1). */
+export const REQUIRED_FLAGS = 'Required:';
+
+/** The flag the shell completion script passes, followed by the words typed so far. */
+const COMPLETION_REQUEST = '--get-yargs-completions';
+
 /** Declares a tool's commands and options on a parser. */
 export type DeclareCommands = (parser: Argv) => Argv;
 
@@ -43,16 +49,34 @@ function createParser(tool: string, argv: string[], declare: DeclareCommands): A
       throw new UsageError(`${error?.message ?? message}\nRun \`${tool} help\` for usage.`);
     });
   return declare(
-    parser.command(
-      'help [command]',
-      'Show help for the tool or for one of its commands',
-      (y) => y.positional('command', { type: 'string', describe: 'the command to describe' }),
-      async (args) => {
-        const command = typeof args.command === 'string' ? args.command : undefined;
-        const text = await parse(tool, command === undefined ? ['--help'] : [command, '--help'], declare);
-        process.stdout.write(`${text}\n`);
-      },
-    ),
+    parser
+      .command(
+        'help [command]',
+        'Show help for the tool or for one of its commands',
+        (y) => y.positional('command', { type: 'string', describe: 'the command to describe' }),
+        async (args) => {
+          const command = typeof args.command === 'string' ? args.command : undefined;
+          const text = await parse(tool, command === undefined ? ['--help'] : [command, '--help'], declare);
+          // yargs answers `<unknown> --help` with the tool's own help; say so instead.
+          if (command !== undefined && text === (await parse(tool, ['--help'], declare))) {
+            throw new UsageError(`unknown command "${command}"\nRun \`${tool} help\` for the list of commands.`);
+          }
+          process.stdout.write(`${text}\n`);
+        },
+      )
+      // A command of our own rather than yargs' `.completion()`, whose command swallows `--help`
+      // and is shadowed by a default command (peipkg-manager's). The requests the script makes
+      // (`--get-yargs-completions`) are answered in runTool.
+      .command(
+        'completion',
+        `Print a shell completion script (bash; zsh or fish when $SHELL is one); install with \`${tool} completion >> ~/.bashrc\``,
+        (y) => y,
+        () => void yargs([]).scriptName(tool).showCompletionScript(),
+      )
+      .epilogue(
+        `Exit codes: 0 success, 2 wrong command line, 1 any other failure.\n` +
+          `Run \`${tool} help <command>\` (or \`${tool} <command> --help\`) for a command's flags.`,
+      ),
   );
 }
 
@@ -73,6 +97,13 @@ function parse(tool: string, argv: string[], declare: DeclareCommands): Promise<
  */
 export async function runTool(tool: string, declare: DeclareCommands, argv: string[]): Promise<number> {
   try {
+    if (argv.includes(COMPLETION_REQUEST)) {
+      // What the script from `<tool> completion` runs on <Tab>. yargs completes a subcommand's
+      // flags by parsing again inside its builder, then prints and exits the process itself, so
+      // this one request is parsed with yargs allowed to exit.
+      await createParser(tool, argv, declare).exitProcess(true).parseAsync();
+      return 0;
+    }
     const help = await parse(tool, argv, declare);
     if (help) process.stdout.write(`${help}\n`);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

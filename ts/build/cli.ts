@@ -6,7 +6,7 @@
 
 import type { Argv } from 'yargs';
 
-import { runTool } from '../cli.js';
+import { REQUIRED_FLAGS, runTool } from '../cli.js';
 import { InputError } from '../errors.js';
 import { signElf, type SigningKey } from '../native.js';
 import {
@@ -180,6 +180,7 @@ export function declareCommands(parser: Argv): Argv {
           .option('binary-sign-key', value('NAME=PATH: a key for the recipe\'s [[sign]] stanzas (repeatable)'))
           .option('build-user', value(`when run as root, the user build.sh runs as (default ${DEFAULT_BUILD_USER})`))
           .option('json', { type: 'boolean', describe: 'print a JSON summary instead of one path per line' })
+          .group(['recipe', 'source', 'version', 'source-ref', 'farm-id', 'timestamp', 'out'], REQUIRED_FLAGS)
           .example('$0 build --recipe hello/peipkg.toml --source src --version 1.0-1 --source-ref git+https://x#refs/tags/v1.0 --farm-id farm-1 --timestamp 2026-05-06T12:00:00Z --out out --sign-key farm.ed25519', ''),
       handler(buildCommand),
     )
@@ -193,7 +194,9 @@ export function declareCommands(parser: Argv): Argv {
           .option('out', value('output .peipkg path'))
           .option('sign-key', value('Ed25519 private key; omit for an unsigned package'))
           .option('zstd-level', value(`zstd level 1-22 (default ${DEFAULT_ZSTD.level})`))
-          .option('json', { type: 'boolean', describe: 'print a JSON summary instead of the path' }),
+          .option('json', { type: 'boolean', describe: 'print a JSON summary instead of the path' })
+          .group(['manifest', 'staged', 'out'], REQUIRED_FLAGS)
+          .example('$0 pack --manifest manifest.json --staged tree --out kernel_6.8-1_x86_64.peipkg --sign-key farm.ed25519', ''),
       handler(packCommand),
     )
     .command(
@@ -204,13 +207,20 @@ export function declareCommands(parser: Argv): Argv {
           .option('recipe', value('path of peipkg.toml'))
           .option('tags', { type: 'array', string: true, requiresArg: true, describe: 'upstream tag names to test tag_pattern against' })
           .option('staged', value('a staged tree (what build.sh produces) to test the file globs against'))
-          .option('json', { type: 'boolean', describe: 'print the report as JSON' }),
+          .option('json', { type: 'boolean', describe: 'print the report as JSON' })
+          .group(['recipe'], REQUIRED_FLAGS)
+          .example('$0 check --recipe hello/peipkg.toml --tags v1.0.0 v2.0.0-rc.1', ''),
       handler(checkCommand),
     )
     .command(
       'binary-sign',
       'Embed a .peios.sig signature into a little-endian ELF64 binary, in place',
-      (y) => y.option('in', value('the ELF binary to sign')).option('key', value('Ed25519 private key (PKCS#8 PEM or 32-byte seed)')),
+      (y) =>
+        y
+          .option('in', value('the ELF binary to sign'))
+          .option('key', value('Ed25519 private key (PKCS#8 PEM or 32-byte seed)'))
+          .group(['in', 'key'], REQUIRED_FLAGS)
+          .example('$0 binary-sign --in staged/usr/bin/hello --key release.ed25519', ''),
       handler(binarySignCommand),
     )
     .command(
@@ -218,11 +228,13 @@ export function declareCommands(parser: Argv): Argv {
       'Check packages against the format rules and print their manifests',
       (y) =>
         y
-          .positional('files', { type: 'string', array: true, describe: '.peipkg files' })
+          // `default: undefined` keeps help from showing "[default: []]" next to "[required]".
+          .positional('files', { type: 'string', array: true, describe: '.peipkg files', default: undefined })
           .option('public-key', value('trusted public key (SPKI PEM or 32 raw bytes); repeatable'))
           .option('require-signed', { type: 'boolean', describe: 'treat unsigned packages as invalid' })
           .option('strict', { type: 'boolean', describe: 'also check layout and determinism rules (producer CI)' })
-          .option('json', { type: 'boolean', describe: 'print results as JSON' }),
+          .option('json', { type: 'boolean', describe: 'print results as JSON' })
+          .example('$0 verify out/*.peipkg --public-key farm.pub --require-signed', ''),
       handler(verifyCommand),
     )
     .demandCommand(1, 'a command is required');

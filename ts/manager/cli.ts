@@ -31,17 +31,15 @@ async function run(args: FlagBag): Promise<void> {
 export function declareCommands(parser: Argv): Argv {
   return parser
     .usage('$0 [--config PATH] [--once] [flags]\n\nWatches upstream git tags, builds new versions, publishes them and syncs the repository.')
-    .command(
-      '$0',
-      'Run the farm (as a daemon, or one sweep with --once)',
-      (y) =>
-        y
-          .option('config', { type: 'string', requiresArg: true, describe: `configuration file (default ${DEFAULT_CONFIG})` })
-          .option('log-level', { type: 'string', requiresArg: true, describe: 'debug, info, warn or error (default info)' })
-          .option('log-format', { type: 'string', requiresArg: true, describe: 'logfmt (default) or json; overrides [manager].log_format' })
-          .option('once', { type: 'boolean', describe: 'poll every recipe once, build and publish what is new, then exit (1 if anything failed)' }),
-      (args: unknown) => run(FlagBag.parse(args)),
-    );
+    // The flags are declared on the tool itself, not in the default command's builder, so that
+    // shell completion (which does not run a default command's builder) offers them.
+    .option('config', { type: 'string', requiresArg: true, describe: `configuration file (default ${DEFAULT_CONFIG})` })
+    .option('log-level', { type: 'string', requiresArg: true, describe: 'debug, info, warn or error (default info)' })
+    .option('log-format', { type: 'string', requiresArg: true, describe: 'logfmt (default) or json; overrides [manager].log_format' })
+    .option('once', { type: 'boolean', describe: 'poll every recipe once, build and publish what is new, then exit (1 if anything failed)' })
+    .command('$0', 'Run the farm (as a daemon, or one sweep with --once)', (y) => y, (args: unknown) => run(FlagBag.parse(args)))
+    .example('$0 --config /etc/peipkg-manager/config.toml', '')
+    .example('$0 --config farm.toml --once --log-format json', '');
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -5,7 +5,7 @@
 
 import type { Argv } from 'yargs';
 
-import { runTool } from '../cli.js';
+import { REQUIRED_FLAGS, runTool } from '../cli.js';
 import { UsageError } from '../errors.js';
 import { booleanFlag, durationFlag, FlagBag, optionalFlag, requireFlags, signingKeyFlag, timestampFlag } from '../flags.js';
 import { init } from './init.js';
@@ -107,7 +107,9 @@ export function declareCommands(parser: Argv): Argv {
           .option('description', value('human-readable description'))
           .option('sign-key', value('Ed25519 private key; its public key goes to keys/<fingerprint>.pub'))
           .option('timestamp', value('YYYY-MM-DDTHH:MM:SSZ: generated_at of the empty indexes'))
-          .option('out', value('directory for the new state; must be empty or not exist')),
+          .option('out', value('directory for the new state; must be empty or not exist'))
+          .group(['name', 'sign-key', 'timestamp', 'out'], REQUIRED_FLAGS)
+          .example('$0 init --name peios-main --sign-key repo.ed25519 --timestamp 2026-05-06T12:00:00Z --out state', ''),
       handler(initCommand),
     )
     .command(
@@ -125,7 +127,9 @@ export function declareCommands(parser: Argv): Argv {
           .option('all-packages-dir', value('with --rebuild: flat directory holding every package ever published'))
           .option('require-signed', { type: 'boolean', describe: 'refuse unsigned packages (signed ones must always verify)' })
           .option('lock-timeout', value('how long to wait for another publish to finish (default 10m)'))
-          .option('json', json),
+          .option('json', json)
+          .group(['in', 'sign-key', 'timestamp', 'out'], REQUIRED_FLAGS)
+          .example('$0 publish --in state --new incoming --sign-key repo.ed25519 --timestamp 2026-05-07T12:00:00Z --out state', ''),
       handler(publishCommand),
     )
     .command(
@@ -136,7 +140,9 @@ export function declareCommands(parser: Argv): Argv {
           .option('repo', value('the state directory'))
           .option('mode', value('metadata, hashes or both (default both)'))
           .option('all-packages-dir', value('look for packages here (<name>_<version>_<arch>.peipkg) instead of inside the state'))
-          .option('json', json),
+          .option('json', json)
+          .group(['repo'], REQUIRED_FLAGS)
+          .example('$0 verify --repo state --mode metadata', ''),
       handler(verifyCommand),
     )
     .command(
@@ -146,7 +152,9 @@ export function declareCommands(parser: Argv): Argv {
         y
           .option('repo', value('the state directory'))
           .option('sign-key', value('the key to sign with: active or transitioning in the edited repo.json'))
-          .option('lock-timeout', value('how long to wait for a running publish (default 10m)')),
+          .option('lock-timeout', value('how long to wait for a running publish (default 10m)'))
+          .group(['repo', 'sign-key'], REQUIRED_FLAGS)
+          .example('$0 resign --repo state --sign-key new-repo.ed25519', ''),
       handler(resignCommand),
     )
     .demandCommand(1, 'a command is required');

@@ -18,8 +18,13 @@ fn c_path(path: &Path) -> io::Result<CString> {
 /// Atomically swaps two existing paths (both must exist; they may be directories).
 pub fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {
     let (ca, cb) = (c_path(a)?, c_path(b)?);
-    // SAFETY: both arguments are valid NUL-terminated strings that outlive the call.
-    let ret = unsafe { libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), RENAME_EXCHANGE) };
+    // The raw system call rather than glibc's wrapper, which only glibc 2.28 has: this keeps the
+    // prebuilt addon loadable down to glibc 2.17 (Linux itself has had renameat2 since 3.15).
+    // SAFETY: both paths are valid NUL-terminated strings that outlive the call; the arguments
+    // match the kernel's renameat2(int, const char *, int, const char *, unsigned int).
+    let ret = unsafe {
+        libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), RENAME_EXCHANGE)
+    };
     if ret == 0 {
         Ok(())
     } else {
