@@ -34,6 +34,8 @@ export interface ZstdParams {
   level: number;
   /** 0 (libzstd's choice) or 1–9. */
   overlapLog?: number;
+  /** Input bytes per job: 0 (libzstd's choice, four windows) or 1 MiB–1 GiB. */
+  jobSize?: number;
   /** Worker threads, at least 1 (the output does not depend on it). Default: all cores. */
   workers?: number;
 }

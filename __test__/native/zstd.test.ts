@@ -51,6 +51,38 @@ test('output is identical at 1, 2 and 4 workers and on one or two cores, and the
   t.is(outputs[0]![4]! & 0x04, 0);
 });
 
+test('a set job size is honoured: equal bytes at 1 and 3 workers and in chunks, identical to the zstd CLI with -B', async (t) => {
+  const dir = await tempDir(t);
+  const input = await sampleFile(dir);
+  const data = await readFile(input);
+  const params = { level: 10, overlapLog: 9, jobSize: 8 << 20 };
+  const one = join(dir, 'one.zst');
+  await compressFile(input, one, { ...params, workers: 1 });
+  const streamed = join(dir, 'streamed.zst');
+  const writer = ZstdFileWriter.open(streamed, { ...params, workers: 3 }, data.length);
+  const writes: Promise<void>[] = [];
+  for (let at = 0; at < data.length; at += 300_007) writes.push(writer.write(data.subarray(at, at + 300_007)));
+  await writer.finish();
+  await Promise.all(writes);
+  t.true((await readFile(streamed)).equals(await readFile(one)));
+  const cli = join(dir, 'cli.zst');
+  await execa('zstd', ['-q', '-T2', '-10', '--no-check', '--zstd=ovlog=9', `-B${8 << 20}`, input, '-o', cli]);
+  t.true((await readFile(cli)).equals(await readFile(one)), 'the same bytes as zstd -10 --zstd=ovlog=9 -B8M');
+  const defaultJobs = join(dir, 'default.zst');
+  await compressFile(input, defaultJobs, { level: 10, overlapLog: 9, workers: 2 });
+  t.false((await readFile(defaultJobs)).equals(await readFile(one)), 'the job size took effect');
+});
+
+test('a job size outside 1 MiB–1 GiB is refused with a message naming it', async (t) => {
+  const dir = await tempDir(t);
+  const input = join(dir, 'in');
+  await writeFile(input, 'x');
+  for (const jobSize of [1000, 2 ** 31]) {
+    const error = await t.throwsAsync(compressFile(input, join(dir, `out-${jobSize}`), { level: 10, jobSize }));
+    t.regex(error.message, /job size/);
+  }
+});
+
 test('a stream written in chunks equals the file compressed at once', async (t) => {
   const dir = await tempDir(t);
   const data = Buffer.concat([randomBytes(3 << 20), Buffer.alloc(5 << 20, 'peipkg ')]);

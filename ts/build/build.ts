@@ -225,7 +225,7 @@ export async function runBuild(request: BuildRequest): Promise<BuiltPackage[]> {
         root: destDir,
         entries: packageEntries(manifest, payload),
         ...(request.signingKey ? { signingKey: request.signingKey } : {}),
-        compression: { level: request.zstd.level, overlapLog: request.zstd.overlapLog },
+        compression: { level: request.zstd.level, overlapLog: request.zstd.overlapLog, jobSize: request.zstd.jobSize },
         fsync: true,
       });
       built.push({

@@ -153,7 +153,7 @@ export async function runPack(request: PackRequest): Promise<BuiltPackage> {
       root: staged,
       entries: packageEntries(manifest, payload),
       ...(request.signingKey ? { signingKey: request.signingKey } : {}),
-      compression: { level: request.zstd.level, overlapLog: request.zstd.overlapLog },
+      compression: { level: request.zstd.level, overlapLog: request.zstd.overlapLog, jobSize: request.zstd.jobSize },
       fsync: true,
     });
     await batch.commit();

@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::durable::{self, DirLock};
@@ -215,11 +215,16 @@ fn zstd_params(env: Env, v: Value, what: &str) -> Result<Params> {
         Some(x) => env.get_u64(x, &format!("{what}.overlapLog"))? as i32,
         None => 0,
     };
+    let job_size = match opt_prop(env, v, "jobSize", what)? {
+        Some(x) => u32::try_from(env.get_u64(x, &format!("{what}.jobSize"))?)
+            .map_err(|_| Error::argument(format!("{what}.jobSize is too large")))?,
+        None => 0,
+    };
     let workers = match opt_prop(env, v, "workers", what)? {
         Some(x) => env.get_u64(x, &format!("{what}.workers"))? as u32,
         None => hash::available_threads() as u32,
     };
-    let p = Params { level: level as i32, overlap_log, workers };
+    let p = Params { level: level as i32, overlap_log, job_size, workers };
     p.validate()?;
     Ok(p)
 }
@@ -525,7 +530,8 @@ fn read_package(env: Env, args: &[Value]) -> Result<Value> {
 /// Index entries held in native memory; JavaScript addresses them by position.
 #[derive(Default)]
 struct IndexStore {
-    entries: Mutex<Vec<RawEntry>>,
+    /// Read-locked while documents are encoded (the two indexes of a publish at once).
+    entries: RwLock<Vec<RawEntry>>,
 }
 
 fn store_arg(env: Env, args: &[Value]) -> Result<Arc<IndexStore>> {
@@ -572,7 +578,7 @@ fn index_load(env: Env, args: &[Value]) -> Result<Value> {
         move || {
             let loaded = index::load(&path)?;
             let keys = entry_keys(&loaded.entries);
-            let mut entries = store.entries.lock().expect("index store mutex");
+            let mut entries = store.entries.write().expect("index store lock");
             let first = entries.len();
             let count = loaded.entries.len();
             entries.extend(loaded.entries);
@@ -610,7 +616,7 @@ fn index_add_entries(env: Env, args: &[Value]) -> Result<Value> {
     let store = store_arg(env, args)?;
     let json = env.get_string(arg(args, 1, "entriesJson")?, "entriesJson")?;
     let parsed = index::parse_entries(&json)?;
-    let mut entries = store.entries.lock().expect("index store mutex");
+    let mut entries = store.entries.write().expect("index store lock");
     let first = entries.len();
     let count = parsed.len();
     entries.extend(parsed);
@@ -638,7 +644,7 @@ fn index_write(env: Env, args: &[Value]) -> Result<Value> {
     env.promise(
         "peipkg.indexWrite",
         move || {
-            let entries = store.entries.lock().expect("index store mutex");
+            let entries = store.entries.read().expect("index store lock");
             let picked = order
                 .iter()
                 .map(|&i| entries.get(i as usize).ok_or_else(|| Error::argument(format!("order: no entry {i}"))))
@@ -665,7 +671,7 @@ fn index_site_rows(env: Env, args: &[Value]) -> Result<Value> {
     env.promise(
         "peipkg.indexSiteRows",
         move || {
-            let entries = store.entries.lock().expect("index store mutex");
+            let entries = store.entries.read().expect("index store lock");
             let picked = ids
                 .iter()
                 .map(|&i| entries.get(i as usize).ok_or_else(|| Error::argument(format!("ids: no entry {i}"))))
@@ -680,7 +686,7 @@ fn index_site_rows(env: Env, args: &[Value]) -> Result<Value> {
 fn index_entry_json(env: Env, args: &[Value]) -> Result<Value> {
     let store = store_arg(env, args)?;
     let i = env.get_u64(arg(args, 1, "index")?, "index")? as usize;
-    let entries = store.entries.lock().expect("index store mutex");
+    let entries = store.entries.read().expect("index store lock");
     let entry = entries.get(i).ok_or_else(|| Error::argument(format!("no entry {i}")))?;
     env.string(std::str::from_utf8(&entry.json).map_err(|_| Error::argument("entry is not UTF-8"))?)
 }

@@ -1,6 +1,6 @@
 //! Streaming zstd compression with worker threads, and bounded decompression.
 //!
-//! Output is a pure function of (input bytes, level, overlap log, pledged size): libzstd's
+//! Output is a pure function of (input bytes, level, overlap log, job size, pledged size): libzstd's
 //! multithreaded mode cuts jobs at fixed input offsets, so the number of workers and the sizes of
 //! the writes do not change the bytes, as long as there is at least one worker (`nbWorkers = 0`
 //! is a different, single-threaded encoder). There is never a content checksum.
@@ -27,8 +27,14 @@ pub struct Params {
     pub level: i32,
     /// 0 lets libzstd choose; 1–9 sets `ZSTD_c_overlapLog`.
     pub overlap_log: i32,
+    /// Bytes of input per job (`ZSTD_c_jobSize`): 0 lets libzstd choose (4 windows), else
+    /// `JOB_SIZE_MIN..=JOB_SIZE_MAX`.
+    pub job_size: u32,
     pub workers: u32,
 }
+
+pub const JOB_SIZE_MIN: u32 = 1 << 20;
+pub const JOB_SIZE_MAX: u32 = 1 << 30;
 
 impl Params {
     pub fn validate(&self) -> Result<()> {
@@ -37,6 +43,12 @@ impl Params {
         }
         if !(0..=9).contains(&self.overlap_log) {
             return Err(Error::argument(format!("zstd overlap log must be 0–9, got {}", self.overlap_log)));
+        }
+        if self.job_size != 0 && !(JOB_SIZE_MIN..=JOB_SIZE_MAX).contains(&self.job_size) {
+            return Err(Error::argument(format!(
+                "zstd job size must be 0 or {JOB_SIZE_MIN}–{JOB_SIZE_MAX} bytes, got {}",
+                self.job_size
+            )));
         }
         if !(1..=200).contains(&self.workers) {
             return Err(Error::argument(format!("zstd workers must be 1–200, got {}", self.workers)));
@@ -74,6 +86,9 @@ impl<W: Write> Encoder<W> {
         cctx.set(CParam::NbWorkers, params.workers as i32)?;
         if params.overlap_log != 0 {
             cctx.set(CParam::OverlapLog, params.overlap_log)?;
+        }
+        if params.job_size != 0 {
+            cctx.set(CParam::JobSize, params.job_size as i32)?;
         }
         if let Some(size) = pledged {
             cctx.set_pledged_src_size(size)?;
@@ -132,10 +147,13 @@ impl<W: Write> Encoder<W> {
         Ok(())
     }
 
-    /// Ends the frame (the last staged bytes go in with `ZSTD_e_end`) and flushes `out`.
+    /// Ends the frame and flushes `out`. The last staged bytes go in with `ZSTD_e_continue` and
+    /// the frame is ended with no input: given input with `ZSTD_e_end` that its buffer cannot take
+    /// at once, libzstd flushes what it holds as a short job, which moves the job boundaries with
+    /// the write sizes and the timing of the workers, and so changes the output bytes.
     pub fn finish(mut self) -> Result<(W, Totals)> {
-        let stage = std::mem::take(&mut self.stage);
-        self.compress(&stage, EndDirective::End)?;
+        self.flush_stage()?;
+        self.compress(&[], EndDirective::End)?;
         self.out.flush().map_err(|e| Error::io("write", &self.out_path, e))?;
         Ok((self.out, Totals { bytes_in: self.bytes_in, bytes_out: self.bytes_out }))
     }
@@ -342,7 +360,11 @@ mod tests {
     }
 
     fn compress_with(data: &[u8], workers: u32, chunk: usize) -> Vec<u8> {
-        let params = Params { level: 10, overlap_log: 9, workers };
+        compress_jobs(data, 0, workers, chunk)
+    }
+
+    fn compress_jobs(data: &[u8], job_size: u32, workers: u32, chunk: usize) -> Vec<u8> {
+        let params = Params { level: 10, overlap_log: 9, job_size, workers };
         let mut enc = Encoder::new(Vec::new(), Path::new("<mem>"), &params, Some(data.len() as u64)).unwrap();
         for c in data.chunks(chunk) {
             enc.write(c).unwrap();
@@ -359,6 +381,25 @@ mod tests {
             assert_eq!(compress_with(&data, workers, chunk), reference, "workers={workers} chunk={chunk}");
         }
         assert_eq!(decompress_bytes(&reference, data.len() as u64, DEFAULT_WINDOW_LOG_MAX).unwrap(), data);
+    }
+
+    #[test]
+    fn a_set_job_size_cuts_other_jobs_and_still_does_not_depend_on_workers() {
+        let data = sample(40 << 20);
+        let reference = compress_jobs(&data, 8 << 20, 1, 1 << 20);
+        for workers in [2, 3] {
+            assert_eq!(compress_jobs(&data, 8 << 20, workers, 65_537), reference, "workers={workers}");
+        }
+        assert_ne!(compress_with(&data, 2, 1 << 20), reference, "the job size took effect");
+        assert_eq!(decompress_bytes(&reference, u64::MAX, DEFAULT_WINDOW_LOG_MAX).unwrap(), data);
+    }
+
+    #[test]
+    fn job_sizes_outside_libzstds_range_are_refused() {
+        for job_size in [1, JOB_SIZE_MIN - 1, JOB_SIZE_MAX + 1] {
+            let params = Params { level: 10, overlap_log: 9, job_size, workers: 1 };
+            assert!(params.validate().is_err(), "{job_size}");
+        }
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub enum CParam {
     ContentSizeFlag = 200,
     ChecksumFlag = 201,
     NbWorkers = 400,
+    JobSize = 401,
     OverlapLog = 402,
 }
 
