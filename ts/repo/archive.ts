@@ -17,13 +17,19 @@ export class ArchiveError extends InputError {}
 
 export const entryTriple = (e: Pick<IndexEntryKey, 'name' | 'version' | 'architecture'>): string => `${e.name}_${e.version}_${e.architecture}`;
 
-/** The first entry whose (name, version, architecture) repeats an earlier one, if any. */
-export function firstDuplicate(entries: readonly IndexEntryKey[]): IndexEntryKey | undefined {
+/**
+ * The first entry of `added` whose (name, version, architecture) is already in `existing` or
+ * earlier in `added`. `existing` is an archive a publish made, so it holds no duplicates itself;
+ * only entries sharing a name with a new one are keyed, which keeps this cheap on 100,000 entries.
+ */
+export function firstDuplicate(existing: readonly IndexEntryKey[], added: readonly IndexEntryKey[]): IndexEntryKey | undefined {
+  const key = (e: IndexEntryKey): string => `${e.name}\0${e.version}\0${e.architecture}`;
+  const names = new Set(added.map((e) => e.name));
   const seen = new Set<string>();
-  for (const e of entries) {
-    const key = `${e.name}\0${e.version}\0${e.architecture}`;
-    if (seen.has(key)) return e;
-    seen.add(key);
+  for (const e of existing) if (names.has(e.name)) seen.add(key(e));
+  for (const e of added) {
+    if (seen.has(key(e))) return e;
+    seen.add(key(e));
   }
   return undefined;
 }

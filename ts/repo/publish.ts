@@ -176,7 +176,7 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
       return { id: newIds[i]!, name: m.name, version: m.version, architecture: m.architecture, hash: p.sha256, url: String(newEntries[i]!.url) };
     });
     const previous = request.rebuild ? [] : (state.archive.entries ?? []);
-    const duplicate = firstDuplicate([...previous, ...newKeys]);
+    const duplicate = firstDuplicate(previous, newKeys);
     if (duplicate) throw duplicateError(duplicate);
     checkPackageUrls(previous, newKeys, request.urlTemplate);
     const { archive, active } = orderArchive([...previous, ...newKeys]);
@@ -192,8 +192,9 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
       const freshById = new Map(newKeys.map((k, i) => [k.id, fresh[i]!]));
       for (const entry of archive) {
         const p = freshById.get(entry.id);
+        if (!p) continue;
         const target = statePathOf(entry.url);
-        if (!p || target === undefined) continue;
+        if (target === undefined) continue;
         await writeSidecars(staging, outDir, target, entry.url, p.verified.facts);
       }
       if (!inPlace) await carryForward(staging, inDir, outDir, previous);
@@ -230,7 +231,10 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
  * the last one's bytes, so the archive would name a file whose hash no longer matches.
  */
 function checkPackageUrls(previous: readonly IndexEntryKey[], fresh: readonly IndexEntryKey[], template: string): void {
-  const taken = new Map(previous.map((e) => [e.url, e]));
+  // Only the URLs of the new packages matter; one pass over the archive finds who holds them.
+  const wanted = new Set(fresh.map((e) => e.url));
+  const taken = new Map<string, IndexEntryKey>();
+  for (const e of previous) if (wanted.has(e.url) && !taken.has(e.url)) taken.set(e.url, e);
   for (const entry of fresh) {
     const path = statePathOf(entry.url);
     const problem = path === undefined ? undefined : statePathProblem(path);

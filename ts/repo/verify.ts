@@ -22,13 +22,32 @@ export interface VerifyReport {
   warnings: string[];
 }
 
+/**
+ * Finds active entries in the archive. Active is a projection of the archive in archive order, so
+ * one forward walk finds each entry without keying 100,000 of them; an index that is out of
+ * order (which the walk runs off the end of) falls back to a map.
+ */
+function archiveLookup(archive: readonly IndexEntryKey[]): (e: IndexEntryKey) => IndexEntryKey | undefined {
+  let next = 0;
+  let byTriple: Map<string, IndexEntryKey> | undefined;
+  return (e) => {
+    if (byTriple === undefined) {
+      while (next < archive.length) {
+        const a = archive[next++]!;
+        if (a.name === e.name && a.version === e.version && a.architecture === e.architecture) return a;
+      }
+      byTriple = new Map(archive.map((a) => [entryTriple(a), a]));
+    }
+    return byTriple.get(entryTriple(e));
+  };
+}
+
 function metadataIssues(state: LoadedState, keyProblems: string[], signatures: ReturnType<typeof checkSignatures>): string[] {
   const issues = [...keyProblems, ...signatures.problems];
   const active = state.active.entries ?? [];
-  const archive = new Map<string, IndexEntryKey>();
-  for (const e of state.archive.entries ?? []) archive.set(entryTriple(e), e);
+  const archiveEntry = archiveLookup(state.archive.entries ?? []);
   for (const e of active) {
-    const match = archive.get(entryTriple(e));
+    const match = archiveEntry(e);
     if (!match) issues.push(`active entry ${entryTriple(e)} has no matching archive entry (§6.3.5)`);
     else if (match.hash !== e.hash) issues.push(`active entry ${entryTriple(e)} hash ${e.hash} differs from archive entry hash ${match.hash}`);
   }

@@ -136,10 +136,13 @@ export interface IndexDocumentOut {
 export async function swapIndexes(root: string, store: IndexStore, active: IndexDocumentOut, archive: IndexDocumentOut): Promise<void> {
   const temp = join(root, `index.${tempSuffix()}`);
   await mkdir(temp, { mode: 0o755 });
-  for (const [name, doc] of [['active.json', active], ['archive.json', archive]] as const) {
-    const written = await store.write(join(temp, name), doc.header, doc.ids);
-    await writeDurable(join(temp, `${name}.sig`), doc.signature(written.sha256));
-  }
+  // Both documents at once: each is encoded and written on its own thread of the pool.
+  await Promise.all(
+    ([['active.json', active], ['archive.json', archive]] as const).map(async ([name, doc]) => {
+      const written = await store.write(join(temp, name), doc.header, doc.ids);
+      await writeDurable(join(temp, `${name}.sig`), doc.signature(written.sha256));
+    }),
+  );
   fsyncPath(temp);
   const live = join(root, 'index');
   const exists = await stat(live).then(() => true, () => false);
