@@ -183,6 +183,24 @@ export function startDaemon(t: ExecutionContext, configPath: string, extraArgs: 
   return { child, log: () => log };
 }
 
+/**
+ * Waits for a daemon from `startDaemon` to end; a timeout fails with its log. A death by signal
+ * shows as the signal's name, so a failure says what killed the manager.
+ */
+export async function exitWithin(daemon: { child: ResultPromise; log: () => string }, ms: number): Promise<{ exitCode: number | string | undefined; elapsedMs: number }> {
+  const start = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the manager did not exit within ${ms} ms\n${daemon.log()}`)), ms);
+  });
+  try {
+    const result = await Promise.race([daemon.child, timeout]);
+    return { exitCode: result.exitCode ?? result.signal, elapsedMs: Date.now() - start };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Polls `check` every 100 ms until it returns true or `timeoutMs` passes. */
 export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
   const end = Date.now() + timeoutMs;

@@ -16,11 +16,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
 import test, { type ExecutionContext } from 'ava';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 
 import type { FailureRecord } from '../../ts/manager/history.js';
 import { DirLock } from '../../ts/native.js';
-import { buildRecords, makeFarm, makeUpstream, publishedIn, runOnce, startDaemon, verifyRepo, waitFor, writeRecipe, type Farm } from '../helpers/farm.js';
+import { buildRecords, exitWithin, makeFarm, makeUpstream, publishedIn, runOnce, startDaemon, verifyRepo, waitFor, writeRecipe, type Farm } from '../helpers/farm.js';
 import { repoRoot } from '../helpers/fixtures.js';
 import { tempDir } from '../helpers/fs.js';
 import { snapshot } from '../helpers/repo.js';
@@ -125,20 +125,20 @@ async function scratchOf(scriptPid: number): Promise<string> {
   return dirname(dirname(argv[1] ?? '/'));
 }
 
-/** Waits for a child to end, failing the test if it takes longer than `ms`. */
-async function exitWithin(child: ResultPromise, ms: number): Promise<{ exitCode: number | string | undefined; elapsedMs: number }> {
-  const start = Date.now();
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the manager did not exit within ${ms} ms`)), ms);
-  });
-  try {
-    const result = await Promise.race([child, timeout]);
-    // A death by signal shows as the signal's name, so a failure says what killed the manager.
-    return { exitCode: result.exitCode ?? result.signal, elapsedMs: Date.now() - start };
-  } finally {
-    clearTimeout(timer);
-  }
+/**
+ * A local rclone remote that cannot be created yet: it lies under a regular file, so uploads fail
+ * without relying on permissions (tests run as root). `unblock` turns that file into a directory.
+ */
+async function blockedRemote(farm: Farm, uploadSettings: string): Promise<{ remote: string; unblock: () => Promise<void> }> {
+  const blocker = join(farm.root, 'blocker');
+  await writeFile(blocker, 'a regular file where the remote directory should be\n');
+  const remote = join(blocker, 'remote');
+  await farm.writeConfig('', { upload: `[upload]\nbackend = "rclone"\nremote = ${JSON.stringify(remote)}\n${uploadSettings}` });
+  const unblock = async (): Promise<void> => {
+    await rm(blocker);
+    await mkdir(blocker);
+  };
+  return { remote, unblock };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -209,11 +209,7 @@ test.serial('an upload that fails twice is retried and then succeeds; the remote
   await upstream.tag('v1.0.0');
   const farm = await makeFarm(t);
   await writeRecipe(farm.recipesDir, { git: upstream.dir });
-  // The remote lies under a regular file, so rclone cannot create it (no permissions involved).
-  const blocker = join(farm.root, 'blocker');
-  await writeFile(blocker, 'a regular file where the remote directory should be\n');
-  const remote = join(blocker, 'remote');
-  await farm.writeConfig('', { upload: `[upload]\nbackend = "rclone"\nremote = ${JSON.stringify(remote)}\nretries = 5\nretry_backoff = "1s"` });
+  const { remote, unblock } = await blockedRemote(farm, 'retries = 5\nretry_backoff = "1s"');
 
   const daemon = startDaemon(t, farm.configPath, ['--once']);
   const retrying = (): string[] => events(daemon.log(), 'upload failed; retrying');
@@ -221,9 +217,8 @@ test.serial('an upload that fails twice is retried and then succeeds; the remote
     throw new Error(`${error.message}\n${daemon.log()}`);
   });
   // Attempt 3 comes 2 s after attempt 2 (1s × 2^1): fix the remote's parent in between.
-  await rm(blocker);
-  await mkdir(blocker);
-  const { exitCode } = await exitWithin(daemon.child, 60_000);
+  await unblock();
+  const { exitCode } = await exitWithin(daemon, 60_000);
   const log = daemon.log();
   t.is(exitCode, 0, log);
   t.true(retrying().length >= 2, log);
@@ -252,15 +247,11 @@ test.serial('a remote left behind by a failed upload catches up at the next star
   await upstream.tag('v1.0.0');
   const farm = await makeFarm(t);
   await writeRecipe(farm.recipesDir, { git: upstream.dir });
-  const blocker = join(farm.root, 'blocker');
-  await writeFile(blocker, 'a regular file where the remote directory should be\n');
-  const remote = join(blocker, 'remote');
-  await farm.writeConfig('', { upload: `[upload]\nbackend = "rclone"\nremote = ${JSON.stringify(remote)}\nretries = 0` });
+  const { remote, unblock } = await blockedRemote(farm, 'retries = 0');
   const first = await runOnce(farm);
   t.is(first.exitCode, 1, 'the upload gave up');
   t.is(events(first.stderr, 'upload failed; giving up until the next publish or restart').length, 2, 'the start-up upload and the one after the publish');
-  await rm(blocker);
-  await mkdir(blocker);
+  await unblock();
   const second = await runOnce(farm);
   t.is(second.exitCode, 0, second.stderr);
   t.is(events(second.stderr, 'starting build').length, 0, 'nothing new was built');
@@ -328,7 +319,7 @@ test.serial('after SIGKILL mid-build, a restart on the same state_dir completes 
   t.deepEqual(running.map((b) => b.id), ['hello-peios-1.0.0-1-1']);
   const scratch = await scratchOf(scriptPid).catch(() => '(unknown)');
   daemon.child.kill('SIGKILL');
-  await exitWithin(daemon.child, 10_000);
+  await exitWithin(daemon, 10_000);
 
   // What SIGKILL leaves behind: peipkg-build runs in its own process group, so it survives.
   const orphans = (await processesWith(farm.stateDir)).filter((p) => p.cmdline.includes('peipkg-build'));
@@ -494,7 +485,7 @@ test.serial('SIGTERM during a build drains: the build finishes and is published,
   const daemon = startDaemon(t, farm.configPath);
   await startedScript(box);
   daemon.child.kill('SIGTERM');
-  const { exitCode } = await exitWithin(daemon.child, 30_000);
+  const { exitCode } = await exitWithin(daemon, 30_000);
   const log = daemon.log();
   t.is(exitCode, 0, log);
   const draining = log.indexOf('msg="draining: finishing running builds before exit"');
@@ -523,7 +514,7 @@ test.serial('SIGTERM with a short drain_timeout stops a long build, records it i
   const scratch = await scratchOf(scriptPid);
   t.regex(scratch, /\/peipkg-build-[^/]+$/);
   daemon.child.kill('SIGTERM');
-  const { exitCode, elapsedMs } = await exitWithin(daemon.child, 30_000);
+  const { exitCode, elapsedMs } = await exitWithin(daemon, 30_000);
   const log = daemon.log();
   t.is(exitCode, 0, log);
   t.true(elapsedMs >= 1500 && elapsedMs < 15_000, `exited ${elapsedMs} ms after SIGTERM`);
@@ -560,7 +551,7 @@ test.serial('SIGTERM during a hung upload: the drain timeout stops rclone too, a
   await waitFor(() => exists(join(box, 'rclone')), 60_000, 'the upload to start');
   const rclonePid = Number((await readFile(join(box, 'rclone'), 'utf8')).split('\n')[0]);
   daemon.child.kill('SIGTERM');
-  const { exitCode, elapsedMs } = await exitWithin(daemon.child, 30_000);
+  const { exitCode, elapsedMs } = await exitWithin(daemon, 30_000);
   const log = daemon.log();
   t.is(exitCode, 0, log);
   t.true(elapsedMs < 15_000, `exited ${elapsedMs} ms after SIGTERM`);
@@ -583,7 +574,7 @@ test.serial('SIGTERM to --once mid-build cancels the sweep: the build is stopped
   const scriptPid = await startedScript(box);
   const scratch = await scratchOf(scriptPid);
   once.child.kill('SIGTERM');
-  const { exitCode, elapsedMs } = await exitWithin(once.child, 30_000);
+  const { exitCode, elapsedMs } = await exitWithin(once, 30_000);
   const log = once.log();
   t.is(exitCode, 0, log);
   t.true(elapsedMs < 15_000, `exited ${elapsedMs} ms after SIGTERM`);
@@ -603,16 +594,14 @@ test.serial('SIGTERM while an upload waits to retry: the daemon stops at once, w
   await upstream.tag('v1.0.0');
   const farm = await makeFarm(t);
   await writeRecipe(farm.recipesDir, { git: upstream.dir });
-  const blocker = join(farm.root, 'blocker');
-  await writeFile(blocker, 'a regular file where the remote directory should be\n');
-  await farm.writeConfig('', { upload: `[upload]\nbackend = "rclone"\nremote = ${JSON.stringify(join(blocker, 'remote'))}\nretries = 5\nretry_backoff = "60s"` });
+  await blockedRemote(farm, 'retries = 5\nretry_backoff = "60s"');
 
   const daemon = startDaemon(t, farm.configPath);
   await waitFor(() => events(daemon.log(), 'upload failed; retrying').length === 1, 40_000, 'a failed upload attempt').catch((error: Error) => {
     throw new Error(`${error.message}\n${daemon.log()}`);
   });
   daemon.child.kill('SIGTERM');
-  const { exitCode, elapsedMs } = await exitWithin(daemon.child, 20_000);
+  const { exitCode, elapsedMs } = await exitWithin(daemon, 20_000);
   const log = daemon.log();
   t.is(exitCode, 0, log);
   t.true(elapsedMs < 10_000, `exited ${elapsedMs} ms after SIGTERM`);

@@ -15,7 +15,7 @@ import test, { type ExecutionContext } from 'ava';
 
 import type { BuildRecord } from '../../ts/manager/history.js';
 import { runTool } from '../helpers/cli.js';
-import { buildRecords, freePort, makeFarm, makeUpstream, publishedIn, startDaemon, waitFor, writeRecipe, type Farm, type Upstream } from '../helpers/farm.js';
+import { buildRecords, exitWithin, freePort, makeFarm, makeUpstream, publishedIn, startDaemon, waitFor, writeRecipe, type Farm, type Upstream } from '../helpers/farm.js';
 
 const SECRET = 'a-long-random-webhook-secret-for-tests';
 
@@ -276,14 +276,8 @@ test.serial('SIGHUP reloads the roster and builds the new recipe; SIGTERM stops 
   t.deepEqual((await buildRecords(r.farm)).map((b) => b.id).sort(), ['hello-peios-1.0.0-1-1', 'second-5.0.0-1-1']);
 
   r.daemon.child.kill('SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  const result = await Promise.race([
-    r.daemon.child,
-    new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`no exit after SIGTERM\n${r.daemon.log()}`)), 30_000);
-    }),
-  ]).finally(() => clearTimeout(timer));
-  t.is(result.exitCode, 0, r.daemon.log());
+  const { exitCode } = await exitWithin(r.daemon, 30_000);
+  t.is(exitCode, 0, r.daemon.log());
   t.regex(r.daemon.log(), /level=info msg="peipkg-manager stopped"/);
 });
 
