@@ -534,6 +534,24 @@ struct IndexStore {
     entries: RwLock<Vec<RawEntry>>,
 }
 
+impl IndexStore {
+    /// Appends `new`; returns the position of the first one and how many there were.
+    fn append(&self, new: Vec<RawEntry>) -> (usize, usize) {
+        let mut entries = self.entries.write().expect("index store lock");
+        let first = entries.len();
+        let count = new.len();
+        entries.extend(new);
+        (first, count)
+    }
+}
+
+/// The entries at positions `ids`, in that order; `what` names the argument in the error.
+fn pick<'a>(entries: &'a [RawEntry], ids: &[u32], what: &str) -> Result<Vec<&'a RawEntry>> {
+    ids.iter()
+        .map(|&i| entries.get(i as usize).ok_or_else(|| Error::argument(format!("{what}: no entry {i}"))))
+        .collect()
+}
+
 fn store_arg(env: Env, args: &[Value]) -> Result<Arc<IndexStore>> {
     env.get_external::<IndexStore>(arg(args, 0, "store")?, &INDEX_TAG, "store", "an index store")
 }
@@ -578,10 +596,7 @@ fn index_load(env: Env, args: &[Value]) -> Result<Value> {
         move || {
             let loaded = index::load(&path)?;
             let keys = entry_keys(&loaded.entries);
-            let mut entries = store.entries.write().expect("index store lock");
-            let first = entries.len();
-            let count = loaded.entries.len();
-            entries.extend(loaded.entries);
+            let (first, count) = store.append(loaded.entries);
             Ok((loaded.header, loaded.sha256, loaded.size, first, count, keys))
         },
         |env, (header, sha256, size, first, count, keys)| {
@@ -615,11 +630,7 @@ fn index_inspect(env: Env, args: &[Value]) -> Result<Value> {
 fn index_add_entries(env: Env, args: &[Value]) -> Result<Value> {
     let store = store_arg(env, args)?;
     let json = env.get_string(arg(args, 1, "entriesJson")?, "entriesJson")?;
-    let parsed = index::parse_entries(&json)?;
-    let mut entries = store.entries.write().expect("index store lock");
-    let first = entries.len();
-    let count = parsed.len();
-    entries.extend(parsed);
+    let (first, count) = store.append(index::parse_entries(&json)?);
     let o = env.object()?;
     env.set(o, "first", env.number(first as f64)?)?;
     env.set(o, "count", env.number(count as f64)?)?;
@@ -645,10 +656,7 @@ fn index_write(env: Env, args: &[Value]) -> Result<Value> {
         "peipkg.indexWrite",
         move || {
             let entries = store.entries.read().expect("index store lock");
-            let picked = order
-                .iter()
-                .map(|&i| entries.get(i as usize).ok_or_else(|| Error::argument(format!("order: no entry {i}"))))
-                .collect::<Result<Vec<_>>>()?;
+            let picked = pick(&entries, &order, "order")?;
             let bytes = index::encode(&header, &picked)?;
             drop(entries);
             index::write_new(&path, &bytes)?;
@@ -672,10 +680,7 @@ fn index_site_rows(env: Env, args: &[Value]) -> Result<Value> {
         "peipkg.indexSiteRows",
         move || {
             let entries = store.entries.read().expect("index store lock");
-            let picked = ids
-                .iter()
-                .map(|&i| entries.get(i as usize).ok_or_else(|| Error::argument(format!("ids: no entry {i}"))))
-                .collect::<Result<Vec<_>>>()?;
+            let picked = pick(&entries, &ids, "ids")?;
             let flags: Vec<bool> = ids.iter().map(|i| active.contains(i)).collect();
             index::site_rows(&picked, &flags)
         },

@@ -14,6 +14,7 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
@@ -127,10 +128,12 @@ pub struct Header {
     pub generated_at: String,
 }
 
-/// The whole document, entries left as raw JSON text. (Not `#[serde(flatten)]`-ed over `Header`,
-/// which would buffer the document first.)
+/// A whole document: the header members, and `packages` read as `P` (raw JSON text per entry for
+/// `load`, skipped for `inspect`). (Not `#[serde(flatten)]`-ed over `Header`, which would buffer
+/// the document first.)
 #[derive(Deserialize)]
-struct Document<'a> {
+#[serde(bound(deserialize = "P: Deserialize<'de> + Default"))]
+struct Document<P> {
     #[serde(default, deserialize_with = "nullable")]
     schema_version: i64,
     #[serde(default, deserialize_with = "nullable")]
@@ -141,8 +144,33 @@ struct Document<'a> {
     index_version: i64,
     #[serde(default, deserialize_with = "nullable")]
     generated_at: String,
-    #[serde(default, borrow)]
-    packages: Option<Vec<&'a RawValue>>,
+    #[serde(default)]
+    packages: P,
+}
+
+impl<P> Document<P> {
+    fn into_parts(self) -> (Header, P) {
+        let header = Header {
+            schema_version: self.schema_version,
+            repo: self.repo,
+            kind: self.kind,
+            index_version: self.index_version,
+            generated_at: self.generated_at,
+        };
+        (header, self.packages)
+    }
+}
+
+/// The bytes of the document at `path`, and their SHA-256 (what a detached signature covers).
+fn read_document(path: &Path) -> Result<(Vec<u8>, [u8; 32])> {
+    let mut bytes = Vec::new();
+    File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| Error::io("read", path, e))?;
+    let sha256: [u8; 32] = Sha256::digest(&bytes).into();
+    Ok((bytes, sha256))
+}
+
+fn parse_error(path: &Path, e: serde_json::Error) -> Error {
+    Error::at(Code::Format, path, format!("parse {}: {e}", path.display()))
 }
 
 #[derive(Default, Deserialize)]
@@ -220,63 +248,26 @@ pub struct Loaded {
 }
 
 pub fn load(path: &Path) -> Result<Loaded> {
-    let mut bytes = Vec::new();
-    File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| Error::io("read", path, e))?;
-    let sha256: [u8; 32] = Sha256::digest(&bytes).into();
-    let parse_error = |e: serde_json::Error| Error::at(Code::Format, path, format!("parse {}: {e}", path.display()));
-    let doc: Document = serde_json::from_slice(&bytes).map_err(parse_error)?;
-    let entries = doc
-        .packages
+    let (bytes, sha256) = read_document(path)?;
+    let doc: Document<Option<Vec<&RawValue>>> = serde_json::from_slice(&bytes).map_err(|e| parse_error(path, e))?;
+    let (header, packages) = doc.into_parts();
+    let entries = packages
         .unwrap_or_default()
         .into_iter()
         .map(|raw| {
-            let keys: Keys = serde_json::from_str(raw.get()).map_err(parse_error)?;
+            let keys: Keys = serde_json::from_str(raw.get()).map_err(|e| parse_error(path, e))?;
             Ok(RawEntry { json: raw.get().as_bytes().into(), keys })
         })
         .collect::<Result<Vec<_>>>()?;
-    let header = Header {
-        schema_version: doc.schema_version,
-        repo: doc.repo,
-        kind: doc.kind,
-        index_version: doc.index_version,
-        generated_at: doc.generated_at,
-    };
     Ok(Loaded { header, entries, sha256, size: bytes.len() as u64 })
-}
-
-#[derive(Deserialize)]
-struct HeaderOnly {
-    #[serde(default, deserialize_with = "nullable")]
-    schema_version: i64,
-    #[serde(default, deserialize_with = "nullable")]
-    repo: String,
-    #[serde(default, deserialize_with = "nullable")]
-    kind: String,
-    #[serde(default, deserialize_with = "nullable")]
-    index_version: i64,
-    #[serde(default, deserialize_with = "nullable")]
-    generated_at: String,
-    #[serde(default)]
-    #[allow(dead_code)]
-    packages: serde::de::IgnoredAny,
 }
 
 /// The header, SHA-256 and size of a document, without keeping its entries (they are still
 /// checked to be well-formed JSON).
 pub fn inspect(path: &Path) -> Result<(Header, [u8; 32], u64)> {
-    let mut bytes = Vec::new();
-    File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| Error::io("read", path, e))?;
-    let sha256: [u8; 32] = Sha256::digest(&bytes).into();
-    let doc: HeaderOnly = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::at(Code::Format, path, format!("parse {}: {e}", path.display())))?;
-    let header = Header {
-        schema_version: doc.schema_version,
-        repo: doc.repo,
-        kind: doc.kind,
-        index_version: doc.index_version,
-        generated_at: doc.generated_at,
-    };
-    Ok((header, sha256, bytes.len() as u64))
+    let (bytes, sha256) = read_document(path)?;
+    let doc: Document<IgnoredAny> = serde_json::from_slice(&bytes).map_err(|e| parse_error(path, e))?;
+    Ok((doc.into_parts().0, sha256, bytes.len() as u64))
 }
 
 #[derive(Deserialize)]
