@@ -26,6 +26,15 @@ export function reportError(tool: string, error: unknown): number {
 /** The help section listing a command's required flags (checked by `requireFlags`, exit 1). */
 export const REQUIRED_FLAGS = 'Required:';
 
+/** A yargs option that takes a string value (`--flag VALUE`). */
+export const valueOption = (describe: string) => ({ type: 'string' as const, requiresArg: true, describe });
+
+/** Prints `<tool>: warning: <message>` on stderr. */
+export const warnAs =
+  (tool: string) =>
+  (message: string): void =>
+    void process.stderr.write(`${tool}: warning: ${message}\n`);
+
 /** The flag the shell completion script passes, followed by the words typed so far. */
 const COMPLETION_REQUEST = '--get-yargs-completions';
 

@@ -6,7 +6,7 @@
 
 import type { Argv } from 'yargs';
 
-import { REQUIRED_FLAGS, runTool } from '../cli.js';
+import { REQUIRED_FLAGS, runTool, valueOption, warnAs } from '../cli.js';
 import { InputError } from '../errors.js';
 import { signElf, type SigningKey } from '../native.js';
 import {
@@ -31,9 +31,7 @@ import { DEFAULT_BUILD_USER, lookupBuildUser, runningAsRoot } from './user.js';
 
 export const TOOL = 'peipkg-build';
 
-const warn = (message: string): void => void process.stderr.write(`${TOOL}: warning: ${message}\n`);
-
-const value = (describe: string) => ({ type: 'string' as const, requiresArg: true, describe });
+const warn = warnAs(TOOL);
 
 function zstdSettings(args: FlagBag): ZstdSettings {
   const level = integerFlag(args, 'zstd-level');
@@ -166,19 +164,19 @@ export function declareCommands(parser: Argv): Argv {
       'Run a recipe end to end: build.sh, partition, one .peipkg per [[package]]',
       (y) =>
         y
-          .option('recipe', value('path of peipkg.toml (its directory holds build.sh)'))
-          .option('source', value('source tree, given to build.sh as $SOURCE_DIR'))
-          .option('version', value('package version, [<epoch>:]<upstream>-<revision>'))
-          .option('source-ref', value('recorded as build.source_ref, e.g. git+<url>#refs/tags/<tag>'))
-          .option('farm-id', value('recorded as build.farm_id'))
-          .option('timestamp', value('YYYY-MM-DDTHH:MM:SSZ: every mtime and SOURCE_DATE_EPOCH'))
-          .option('out', value('output directory (created when packages are written)'))
-          .option('sign-key', value('Ed25519 private key (PKCS#8 PEM or 32-byte seed); omit for unsigned packages'))
-          .option('build-env', value('NAME=VALUE: an extra variable for build.sh (repeatable)'))
-          .option('zstd-level', value(`zstd level 1-22 (default ${DEFAULT_ZSTD.level})`))
-          .option('timeout', value('stop build.sh after this long, e.g. 2h (default: no limit)'))
-          .option('binary-sign-key', value('NAME=PATH: a key for the recipe\'s [[sign]] stanzas (repeatable)'))
-          .option('build-user', value(`when run as root, the user build.sh runs as (default ${DEFAULT_BUILD_USER})`))
+          .option('recipe', valueOption('path of peipkg.toml (its directory holds build.sh)'))
+          .option('source', valueOption('source tree, given to build.sh as $SOURCE_DIR'))
+          .option('version', valueOption('package version, [<epoch>:]<upstream>-<revision>'))
+          .option('source-ref', valueOption('recorded as build.source_ref, e.g. git+<url>#refs/tags/<tag>'))
+          .option('farm-id', valueOption('recorded as build.farm_id'))
+          .option('timestamp', valueOption('YYYY-MM-DDTHH:MM:SSZ: every mtime and SOURCE_DATE_EPOCH'))
+          .option('out', valueOption('output directory (created when packages are written)'))
+          .option('sign-key', valueOption('Ed25519 private key (PKCS#8 PEM or 32-byte seed); omit for unsigned packages'))
+          .option('build-env', valueOption('NAME=VALUE: an extra variable for build.sh (repeatable)'))
+          .option('zstd-level', valueOption(`zstd level 1-22 (default ${DEFAULT_ZSTD.level})`))
+          .option('timeout', valueOption('stop build.sh after this long, e.g. 2h (default: no limit)'))
+          .option('binary-sign-key', valueOption('NAME=PATH: a key for the recipe\'s [[sign]] stanzas (repeatable)'))
+          .option('build-user', valueOption(`when run as root, the user build.sh runs as (default ${DEFAULT_BUILD_USER})`))
           .option('json', { type: 'boolean', describe: 'print a JSON summary instead of one path per line' })
           .group(['recipe', 'source', 'version', 'source-ref', 'farm-id', 'timestamp', 'out'], REQUIRED_FLAGS)
           .example('$0 build --recipe hello/peipkg.toml --source src --version 1.0-1 --source-ref git+https://x#refs/tags/v1.0 --farm-id farm-1 --timestamp 2026-05-06T12:00:00Z --out out --sign-key farm.ed25519', ''),
@@ -189,11 +187,11 @@ export function declareCommands(parser: Argv): Argv {
       'Write one .peipkg from a resolved manifest.json and a staged tree',
       (y) =>
         y
-          .option('manifest', value('manifest JSON (name, version, architecture, build, relations…)'))
-          .option('staged', value('the tree to package'))
-          .option('out', value('output .peipkg path'))
-          .option('sign-key', value('Ed25519 private key; omit for an unsigned package'))
-          .option('zstd-level', value(`zstd level 1-22 (default ${DEFAULT_ZSTD.level})`))
+          .option('manifest', valueOption('manifest JSON (name, version, architecture, build, relations…)'))
+          .option('staged', valueOption('the tree to package'))
+          .option('out', valueOption('output .peipkg path'))
+          .option('sign-key', valueOption('Ed25519 private key; omit for an unsigned package'))
+          .option('zstd-level', valueOption(`zstd level 1-22 (default ${DEFAULT_ZSTD.level})`))
           .option('json', { type: 'boolean', describe: 'print a JSON summary instead of the path' })
           .group(['manifest', 'staged', 'out'], REQUIRED_FLAGS)
           .example('$0 pack --manifest manifest.json --staged tree --out kernel_6.8-1_x86_64.peipkg --sign-key farm.ed25519', ''),
@@ -204,9 +202,9 @@ export function declareCommands(parser: Argv): Argv {
       'Validate a recipe completely without building it (for recipe authors and CI)',
       (y) =>
         y
-          .option('recipe', value('path of peipkg.toml'))
+          .option('recipe', valueOption('path of peipkg.toml'))
           .option('tags', { type: 'array', string: true, requiresArg: true, describe: 'upstream tag names to test tag_pattern against' })
-          .option('staged', value('a staged tree (what build.sh produces) to test the file globs against'))
+          .option('staged', valueOption('a staged tree (what build.sh produces) to test the file globs against'))
           .option('json', { type: 'boolean', describe: 'print the report as JSON' })
           .group(['recipe'], REQUIRED_FLAGS)
           .example('$0 check --recipe hello/peipkg.toml --tags v1.0.0 v2.0.0-rc.1', ''),
@@ -217,8 +215,8 @@ export function declareCommands(parser: Argv): Argv {
       'Embed a .peios.sig signature into a little-endian ELF64 binary, in place',
       (y) =>
         y
-          .option('in', value('the ELF binary to sign'))
-          .option('key', value('Ed25519 private key (PKCS#8 PEM or 32-byte seed)'))
+          .option('in', valueOption('the ELF binary to sign'))
+          .option('key', valueOption('Ed25519 private key (PKCS#8 PEM or 32-byte seed)'))
           .group(['in', 'key'], REQUIRED_FLAGS)
           .example('$0 binary-sign --in staged/usr/bin/hello --key release.ed25519', ''),
       handler(binarySignCommand),
@@ -230,7 +228,7 @@ export function declareCommands(parser: Argv): Argv {
         y
           // `default: undefined` keeps help from showing "[default: []]" next to "[required]".
           .positional('files', { type: 'string', array: true, describe: '.peipkg files', default: undefined })
-          .option('public-key', value('trusted public key (SPKI PEM or 32 raw bytes); repeatable'))
+          .option('public-key', valueOption('trusted public key (SPKI PEM or 32 raw bytes); repeatable'))
           .option('require-signed', { type: 'boolean', describe: 'treat unsigned packages as invalid' })
           .option('strict', { type: 'boolean', describe: 'also check layout and determinism rules (producer CI)' })
           .option('json', { type: 'boolean', describe: 'print results as JSON' })

@@ -4,7 +4,7 @@
 
 import type { Argv } from 'yargs';
 
-import { runTool } from '../cli.js';
+import { runTool, valueOption } from '../cli.js';
 import { UsageError } from '../errors.js';
 import { booleanFlag, FlagBag, optionalFlag } from '../flags.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
@@ -33,9 +33,9 @@ export function declareCommands(parser: Argv): Argv {
     .usage('$0 [--config PATH] [--once] [flags]\n\nWatches upstream git tags, builds new versions, publishes them and syncs the repository.')
     // The flags are declared on the tool itself, not in the default command's builder, so that
     // shell completion (which does not run a default command's builder) offers them.
-    .option('config', { type: 'string', requiresArg: true, describe: `configuration file (default ${DEFAULT_CONFIG})` })
-    .option('log-level', { type: 'string', requiresArg: true, describe: 'debug, info, warn or error (default info)' })
-    .option('log-format', { type: 'string', requiresArg: true, describe: 'logfmt (default) or json; overrides [manager].log_format' })
+    .option('config', valueOption(`configuration file (default ${DEFAULT_CONFIG})`))
+    .option('log-level', valueOption('debug, info, warn or error (default info)'))
+    .option('log-format', valueOption('logfmt (default) or json; overrides [manager].log_format'))
     .option('once', { type: 'boolean', describe: 'poll every recipe once, build and publish what is new, then exit (1 if anything failed)' })
     .command('$0', 'Run the farm (as a daemon, or one sweep with --once)', (y) => y, (args: unknown) => run(FlagBag.parse(args)))
     .example('$0 --config /etc/peipkg-manager/config.toml', '')

@@ -5,7 +5,7 @@
 
 import type { Argv } from 'yargs';
 
-import { REQUIRED_FLAGS, runTool } from '../cli.js';
+import { REQUIRED_FLAGS, runTool, valueOption, warnAs } from '../cli.js';
 import { UsageError } from '../errors.js';
 import { booleanFlag, durationFlag, FlagBag, optionalFlag, requireFlags, signingKeyFlag, timestampFlag } from '../flags.js';
 import { init } from './init.js';
@@ -17,8 +17,7 @@ import { verifyRepository, type VerifyMode } from './verify.js';
 export const TOOL = 'peipkg-repo';
 const DEFAULT_LOCK_WAIT_MS = 10 * 60_000;
 
-const warn = (message: string): void => void process.stderr.write(`${TOOL}: warning: ${message}\n`);
-const value = (describe: string) => ({ type: 'string' as const, requiresArg: true, describe });
+const warn = warnAs(TOOL);
 const json = { type: 'boolean' as const, describe: 'print the result as JSON on stdout' };
 
 async function initCommand(args: FlagBag): Promise<void> {
@@ -103,11 +102,11 @@ export function declareCommands(parser: Argv): Argv {
       'Create an empty repository state',
       (y) =>
         y
-          .option('name', value('repository name (recorded in repo.json)'))
-          .option('description', value('human-readable description'))
-          .option('sign-key', value('Ed25519 private key; its public key goes to keys/<fingerprint>.pub'))
-          .option('timestamp', value('YYYY-MM-DDTHH:MM:SSZ: generated_at of the empty indexes'))
-          .option('out', value('directory for the new state; must be empty or not exist'))
+          .option('name', valueOption('repository name (recorded in repo.json)'))
+          .option('description', valueOption('human-readable description'))
+          .option('sign-key', valueOption('Ed25519 private key; its public key goes to keys/<fingerprint>.pub'))
+          .option('timestamp', valueOption('YYYY-MM-DDTHH:MM:SSZ: generated_at of the empty indexes'))
+          .option('out', valueOption('directory for the new state; must be empty or not exist'))
           .group(['name', 'sign-key', 'timestamp', 'out'], REQUIRED_FLAGS)
           .example('$0 init --name peios-main --sign-key repo.ed25519 --timestamp 2026-05-06T12:00:00Z --out state', ''),
       handler(initCommand),
@@ -117,16 +116,16 @@ export function declareCommands(parser: Argv): Argv {
       'Add packages to a repository state (or rebuild it), sign, and write the new state',
       (y) =>
         y
-          .option('in', value('the previous state'))
-          .option('new', value('directory of new .peipkg files'))
-          .option('sign-key', value('Ed25519 private key listed in repo.json'))
-          .option('timestamp', value('YYYY-MM-DDTHH:MM:SSZ: the new generated_at (never earlier than the previous one)'))
-          .option('out', value('the new state; may be the same directory as --in (publish in place)'))
-          .option('package-url-template', value(`URL of new packages: /path or https://…, with {name} {version} {arch} {filename} (default ${DEFAULT_URL_TEMPLATE})`))
+          .option('in', valueOption('the previous state'))
+          .option('new', valueOption('directory of new .peipkg files'))
+          .option('sign-key', valueOption('Ed25519 private key listed in repo.json'))
+          .option('timestamp', valueOption('YYYY-MM-DDTHH:MM:SSZ: the new generated_at (never earlier than the previous one)'))
+          .option('out', valueOption('the new state; may be the same directory as --in (publish in place)'))
+          .option('package-url-template', valueOption(`URL of new packages: /path or https://…, with {name} {version} {arch} {filename} (default ${DEFAULT_URL_TEMPLATE})`))
           .option('rebuild', { type: 'boolean', describe: 'rebuild the archive from --all-packages-dir instead of the previous one' })
-          .option('all-packages-dir', value('with --rebuild: flat directory holding every package ever published'))
+          .option('all-packages-dir', valueOption('with --rebuild: flat directory holding every package ever published'))
           .option('require-signed', { type: 'boolean', describe: 'refuse unsigned packages (signed ones must always verify)' })
-          .option('lock-timeout', value('how long to wait for another publish to finish (default 10m)'))
+          .option('lock-timeout', valueOption('how long to wait for another publish to finish (default 10m)'))
           .option('json', json)
           .group(['in', 'sign-key', 'timestamp', 'out'], REQUIRED_FLAGS)
           .example('$0 publish --in state --new incoming --sign-key repo.ed25519 --timestamp 2026-05-07T12:00:00Z --out state', ''),
@@ -137,9 +136,9 @@ export function declareCommands(parser: Argv): Argv {
       'Audit a repository state: signatures and consistency (metadata), package hashes (hashes), or both',
       (y) =>
         y
-          .option('repo', value('the state directory'))
-          .option('mode', value('metadata, hashes or both (default both)'))
-          .option('all-packages-dir', value('look for packages here (<name>_<version>_<arch>.peipkg) instead of inside the state'))
+          .option('repo', valueOption('the state directory'))
+          .option('mode', valueOption('metadata, hashes or both (default both)'))
+          .option('all-packages-dir', valueOption('look for packages here (<name>_<version>_<arch>.peipkg) instead of inside the state'))
           .option('json', json)
           .group(['repo'], REQUIRED_FLAGS)
           .example('$0 verify --repo state --mode metadata', ''),
@@ -150,9 +149,9 @@ export function declareCommands(parser: Argv): Argv {
       'Sign repo.json and both indexes again after a hand edit of repo.json (key rotation)',
       (y) =>
         y
-          .option('repo', value('the state directory'))
-          .option('sign-key', value('the key to sign with: active or transitioning in the edited repo.json'))
-          .option('lock-timeout', value('how long to wait for a running publish (default 10m)'))
+          .option('repo', valueOption('the state directory'))
+          .option('sign-key', valueOption('the key to sign with: active or transitioning in the edited repo.json'))
+          .option('lock-timeout', valueOption('how long to wait for a running publish (default 10m)'))
           .group(['repo', 'sign-key'], REQUIRED_FLAGS)
           .example('$0 resign --repo state --sign-key new-repo.ed25519', ''),
       handler(resignCommand),
