@@ -12,6 +12,7 @@
 import { spawn } from 'node:child_process';
 
 import { InputError } from '../errors.js';
+import { guardGroup } from '../processGroup.js';
 
 export const RESERVED_ENV = ['SOURCE_DIR', 'DESTDIR', 'SOURCE_DATE_EPOCH', 'LC_ALL', 'TZ', 'PATH'];
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -56,14 +57,6 @@ export function scriptEnvironment(run: ScriptRun): Record<string, string> {
   return env;
 }
 
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // The group is already gone.
-  }
-}
-
 /** Runs the script to completion; throws `BuildScriptError` when it fails or is stopped. */
 export async function runBuildScript(run: ScriptRun): Promise<void> {
   const child = spawn('sh', [run.script], {
@@ -73,30 +66,23 @@ export async function runBuildScript(run: ScriptRun): Promise<void> {
     detached: true,
     ...(run.user ? { uid: run.user.uid, gid: run.user.gid } : {}),
   });
-  const grace = run.graceMs ?? 10_000;
-  let stoppedBy: string | undefined;
-  const stop = (why: string): void => {
-    if (stoppedBy || child.pid === undefined) return;
-    stoppedBy = why;
-    killGroup(child.pid, 'SIGTERM');
-    setTimeout(() => child.pid !== undefined && killGroup(child.pid, 'SIGKILL'), grace).unref();
-  };
-  const onAbort = (): void => stop(String(run.signal?.reason ?? 'stopped'));
-  if (run.signal?.aborted) onAbort();
-  run.signal?.addEventListener('abort', onAbort);
-  const timer = run.timeoutMs === undefined ? undefined : setTimeout(() => stop(`timed out after ${run.timeoutMs! / 1000}s`), run.timeoutMs);
+  const guard = guardGroup(child.pid, {
+    timeoutMs: run.timeoutMs,
+    timeoutReason: `timed out after ${(run.timeoutMs ?? 0) / 1000}s`,
+    abort: run.signal,
+    graceMs: run.graceMs ?? 10_000,
+  });
   try {
     const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
       child.once('error', (error) => reject(new BuildScriptError(`run build script: cannot start sh: ${error.message}`)));
       child.once('exit', (c, s) => resolve([c, s]));
     });
+    const stoppedBy = guard.stoppedBy();
     if (stoppedBy) throw new BuildScriptError(`run build script: ${stoppedBy}`);
     if (signal) throw new BuildScriptError(`run build script: signal: ${signal}`);
     if (code !== 0) throw new BuildScriptError(`run build script: exit status ${code}`);
   } finally {
-    if (timer) clearTimeout(timer);
-    run.signal?.removeEventListener('abort', onAbort);
     // Background processes the script left behind must not touch the tree we are about to pack.
-    if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
+    guard.release();
   }
 }

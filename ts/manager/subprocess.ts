@@ -8,6 +8,7 @@
 import { execa } from 'execa';
 
 import { InputError } from '../errors.js';
+import { guardGroup } from '../processGroup.js';
 
 export class StepError extends InputError {}
 
@@ -24,15 +25,6 @@ export interface StepOptions {
   graceMs?: number;
 }
 
-function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // already gone
-  }
-}
-
 /** Runs `command args…`; resolves with stdout (when captured), throws `StepError` naming the step. */
 export async function runStep(what: string, command: string, args: string[], options: StepOptions): Promise<string> {
   const out = options.logFile ? { file: options.logFile, append: true } : 'pipe';
@@ -47,20 +39,15 @@ export async function runStep(what: string, command: string, args: string[], opt
     reject: false,
     stripFinalNewline: true,
   });
-  const grace = options.graceMs ?? 10_000;
-  let stoppedBy: string | undefined;
-  const stop = (why: string): void => {
-    if (stoppedBy) return;
-    stoppedBy = why;
-    killGroup(child.pid, 'SIGTERM');
-    setTimeout(() => killGroup(child.pid, 'SIGKILL'), grace).unref();
-  };
-  const timer = setTimeout(() => stop(`timed out after ${Math.round(options.timeoutMs / 1000)}s`), options.timeoutMs);
-  const onAbort = (): void => stop(String(options.abort?.reason ?? 'stopped'));
-  options.abort?.addEventListener('abort', onAbort);
-  if (options.abort?.aborted) onAbort();
+  const guard = guardGroup(child.pid, {
+    timeoutMs: options.timeoutMs,
+    timeoutReason: `timed out after ${Math.round(options.timeoutMs / 1000)}s`,
+    abort: options.abort,
+    graceMs: options.graceMs ?? 10_000,
+  });
   try {
     const result = await child;
+    const stoppedBy = guard.stoppedBy();
     if (stoppedBy) throw new StepError(`${what}: ${stoppedBy}`);
     if (result.failed) {
       const detail = result.exitCode !== undefined ? `exit status ${result.exitCode}` : `signal: ${result.signal ?? 'unknown'}`;
@@ -69,8 +56,6 @@ export async function runStep(what: string, command: string, args: string[], opt
     }
     return typeof result.stdout === 'string' ? result.stdout : '';
   } finally {
-    clearTimeout(timer);
-    options.abort?.removeEventListener('abort', onAbort);
-    killGroup(child.pid, 'SIGKILL'); // nothing of the step outlives it
+    guard.release(); // nothing of the step outlives it
   }
 }
