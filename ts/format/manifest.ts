@@ -73,10 +73,12 @@ function relationWire(r: Relation): Record<string, string> {
   return { name: r.name, ...(r.constraint ? { constraint: r.constraint } : {}), ...(r.arch ? { arch: r.arch } : {}) };
 }
 
-/** The canonical bytes (§3.1, §3.2), trailing newline included. */
-export function encodeManifest(m: Manifest): string {
-  return canonicalJson({
-    schema_version: 1,
+/**
+ * The members from `name` to `side_effects` in wire form and contract order, which a manifest and
+ * a repository index entry (`repository.md` §5.3) share; empty optional strings are left out.
+ */
+export function describingMembers(m: Manifest): Record<string, unknown> {
+  return {
     name: m.name,
     version: m.version,
     architecture: m.architecture,
@@ -89,6 +91,14 @@ export function encodeManifest(m: Manifest): string {
     provides: m.provides.map((p) => ({ name: p.name, ...(p.version ? { version: p.version } : {}) })),
     replaces: m.replaces.map((r) => ({ name: r.name, ...(r.constraint ? { constraint: r.constraint } : {}) })),
     side_effects: m.sideEffects,
+  };
+}
+
+/** The canonical bytes (§3.1, §3.2), trailing newline included. */
+export function encodeManifest(m: Manifest): string {
+  return canonicalJson({
+    schema_version: 1,
+    ...describingMembers(m),
     size_installed: m.sizeInstalled,
     sd_overrides: m.sdOverrides.map((o) => ({ path: o.path, sd: o.sd })),
     build: { timestamp: m.build.timestamp, farm_id: m.build.farmId, source_ref: m.build.sourceRef },

@@ -4,13 +4,7 @@
  * `source_ref`. Empty optional strings inside relation objects are left out.
  */
 
-import type { Manifest, Relation } from '../format/manifest.js';
-
-const relation = (r: Relation): Record<string, string> => ({
-  name: r.name,
-  ...(r.constraint ? { constraint: r.constraint } : {}),
-  ...(r.arch ? { arch: r.arch } : {}),
-});
+import { describingMembers, type Manifest } from '../format/manifest.js';
 
 export interface PackageFile {
   size: number;
@@ -19,18 +13,7 @@ export interface PackageFile {
 
 export function indexEntry(manifest: Manifest, file: PackageFile, url: string): Record<string, unknown> {
   return {
-    name: manifest.name,
-    version: manifest.version,
-    architecture: manifest.architecture,
-    description: manifest.description,
-    license: manifest.license,
-    homepage: manifest.homepage,
-    dependencies: manifest.dependencies.map(relation),
-    optional_dependencies: manifest.optionalDependencies.map(relation),
-    conflicts: manifest.conflicts.map(relation),
-    provides: manifest.provides.map((p) => ({ name: p.name, ...(p.version ? { version: p.version } : {}) })),
-    replaces: manifest.replaces.map((r) => ({ name: r.name, ...(r.constraint ? { constraint: r.constraint } : {}) })),
-    side_effects: manifest.sideEffects,
+    ...describingMembers(manifest),
     size_compressed: file.size,
     size_installed: manifest.sizeInstalled,
     hash: { algorithm: 'sha256', value: file.sha256 },
