@@ -4,9 +4,10 @@
  * the daemon — watching, HTTP, SIGHUP to reload recipes, SIGTERM/SIGINT to drain.
  */
 
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { pathExists } from '../fs.js';
 import { lookupBuildUser, runningAsRoot } from '../build/user.js';
 import { InputError } from '../errors.js';
 import { signingKeyFlag } from '../flags.js';
@@ -80,7 +81,7 @@ async function webhookSecret(config: Config, roster: Roster): Promise<Buffer | u
 /** Creates `<state_dir>/repo` with `peipkg-repo init` on the first run. */
 async function ensureRepository(config: Config, tools: Tools, log: Logger): Promise<void> {
   const repo = stateDirs(config.manager.stateDir).repo;
-  if (await stat(join(repo, 'repo.json')).then(() => true, () => false)) return;
+  if (await pathExists(join(repo, 'repo.json'))) return;
   log.info('creating the repository', { dir: repo });
   await runStep('peipkg-repo init', tools.peipkgRepo, [
     'init', '--name', config.repo.name, ...(config.repo.description ? ['--description', config.repo.description] : []),

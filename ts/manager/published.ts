@@ -7,6 +7,7 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { pathExists } from '../fs.js';
 import { compareVersions, isValidVersion } from '../format/version.js';
 import { IndexStore } from '../native.js';
 
@@ -23,7 +24,7 @@ export class PublishedView {
 
   static async load(repoDir: string): Promise<PublishedView> {
     const path = join(repoDir, 'index', 'archive.json');
-    if (!(await stat(path).then(() => true, () => false))) return PublishedView.empty();
+    if (!(await pathExists(path))) return PublishedView.empty();
     const loaded = await IndexStore.create().load(path);
     const byName = new Map<string, Map<string, Set<string>>>();
     for (const e of loaded.entries) {

@@ -13,6 +13,7 @@ import { mkdir, readdir, realpath, rename, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 
+import { pathExists } from '../fs.js';
 import { InputError } from '../errors.js';
 import { canonicalJson } from '../format/json.js';
 import { compareUtf8 } from '../format/order.js';
@@ -253,7 +254,7 @@ function checkPackageUrls(previous: readonly IndexEntryKey[], fresh: readonly In
 /** manifest.json, files.json and the site's files.js beside a package, unless both sidecars are there already. */
 async function writeSidecars(staging: Staging, outDir: string, target: string, url: string, facts: PackageFacts): Promise<void> {
   const dir = target.includes('/') ? target.slice(0, target.lastIndexOf('/')) : '.';
-  const exists = (name: string): Promise<boolean> => stat(join(outDir, dir, name)).then(() => true, () => false);
+  const exists = (name: string): Promise<boolean> => pathExists(join(outDir, dir, name));
   if ((await exists('manifest.json')) && (await exists('files.json'))) return;
   if (facts.manifest) await staging.write(join(dir, 'manifest.json'), facts.manifest);
   if (facts.filesJson) await staging.write(join(dir, 'files.json'), facts.filesJson);
@@ -270,7 +271,7 @@ async function carryForward(staging: Staging, inDir: string, outDir: string, pre
   for (const entry of previous) {
     const target = statePathOf(entry.url);
     if (target === undefined) continue;
-    const exists = await stat(join(outDir, target)).then(() => true, () => false);
+    const exists = await pathExists(join(outDir, target));
     const source = join(inDir, target);
     if (!exists && (await stat(source).then((s) => s.isFile(), () => false))) await staging.copy(source, target);
   }

@@ -9,9 +9,10 @@
  * change; their signatures are swapped in with them as one, and repo.json follows.
  */
 
-import { copyFile, mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { pathExists } from '../fs.js';
 import { InputError } from '../errors.js';
 import { decodeEnvelope } from '../format/envelope.js';
 import { DirLock, exchangePaths, fsyncPath, parsePublicKey, sha256, sha256File, signingKeyInfo, verifySignature, type SigningKey } from '../native.js';
@@ -58,7 +59,7 @@ export async function resign(request: ResignRequest): Promise<{ fingerprint: str
     for (const doc of [ACTIVE, ARCHIVE]) await verifyWithSigner(repo, doc);
 
     const keyFile = join(repo, KEYS_DIR, `${key.fingerprint}.pub`);
-    if (!(await stat(keyFile).then(() => true, () => false))) {
+    if (!(await pathExists(keyFile))) {
       await mkdir(join(repo, KEYS_DIR), { recursive: true, mode: 0o755 });
       await replaceFile(keyFile, key.publicKeyPem);
     }

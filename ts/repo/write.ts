@@ -12,9 +12,10 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
+import { pathExists } from '../fs.js';
 import { exchangePaths, fsyncPath, type IndexHeader, type IndexStore } from '../native.js';
 
 /** The suffix of every temporary name in a state; `removeLeftovers` matches exactly this shape. */
@@ -145,7 +146,7 @@ export async function swapIndexes(root: string, store: IndexStore, active: Index
   );
   fsyncPath(temp);
   const live = join(root, 'index');
-  const exists = await stat(live).then(() => true, () => false);
+  const exists = await pathExists(live);
   if (exists) {
     exchangePaths(temp, live);
     fsyncPath(root);
