@@ -5,6 +5,8 @@
  * killed, so nothing of it outlives the step.
  */
 
+import { spawnSync } from 'node:child_process';
+
 /** Signals the process group `pid` leads; a group that is already gone is not an error. */
 export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   if (pid === undefined) return;
@@ -53,4 +55,22 @@ export function guardGroup(pid: number | undefined, options: GroupGuardOptions):
       killGroup(pid, 'SIGKILL');
     },
   };
+}
+
+const SETPRIV = '/usr/bin/setpriv';
+let setprivWorks: boolean | undefined;
+
+/**
+ * `command args…` prefixed so that the child gets `signal` when we die, however we die (SIGKILL
+ * included): util-linux's `setpriv --pdeathsig` sets PR_SET_PDEATHSIG, which survives its exec of
+ * the command. Without it (no util-linux ≥ 2.33), the command runs as given.
+ */
+export function diesWithParent(command: string, args: readonly string[], signal: 'SIGTERM' | 'SIGKILL'): [string, string[]] {
+  return parentDeathSignalAvailable() ? [SETPRIV, ['--pdeathsig', signal, '--', command, ...args]] : [command, [...args]];
+}
+
+/** Whether `diesWithParent` can do its job on this host (checked once). */
+export function parentDeathSignalAvailable(): boolean {
+  setprivWorks ??= spawnSync(SETPRIV, ['--pdeathsig', 'SIGTERM', '--', 'true'], { stdio: 'ignore' }).status === 0;
+  return setprivWorks;
 }

@@ -43,6 +43,12 @@ const BAD: BadConfig[] = [
   },
   { title: 'a zstd level out of range', edit: append('[build]\nzstd_level = 99'), named: ['[build].zstd_level', '99'] },
   {
+    title: 'zero build and clone timeouts (every build would fail)',
+    edit: append('[build]\ntimeout = "0s"\nclone_timeout = "0"'),
+    named: ['[build].timeout: must be longer than 0s', '[build].clone_timeout: must be longer than 0s'],
+  },
+  { title: 'a zero upload timeout', edit: append('[upload]\ntimeout = "0s"'), named: ['[upload].timeout: must be longer than 0s'] },
+  {
     title: 'a grant naming an unknown signing key',
     edit: append('[[grant]]\nrecipe = "hello-peios"\nsign = ["tcb"]'),
     named: ['[[grant]] hello-peios: sign references unknown signing key "tcb"'],
@@ -101,6 +107,23 @@ test('config: the unchanged config of these tests is valid (the cases above fail
   const result = await once(farm.configPath);
   t.is(result.exitCode, 0, result.stderr);
   t.true(await exists(join(farm.stateDir, 'repo', 'repo.json')), 'the repository was created');
+});
+
+test('a state_dir that is a file, or lies under one, exits 1 saying so (not "a bug in peipkg"), and changes nothing', async (t) => {
+  const farm = await makeFarm(t);
+  const good = await readFile(farm.configPath, 'utf8');
+  const file = join(farm.root, 'a-file');
+  await writeFile(file, 'not a directory\n');
+  for (const stateDir of [file, join(file, 'state')]) {
+    const path = join(farm.root, 'file-state.toml');
+    await writeFile(path, good.replace(/^state_dir = .*$/m, `state_dir = ${JSON.stringify(stateDir)}`));
+    const result = await once(path);
+    t.is(result.exitCode, 1, result.stderr);
+    t.true(result.stderr.includes(`[manager].state_dir ${stateDir}`), result.stderr);
+    t.regex(result.stderr, /is a file|is not a directory/);
+    t.notRegex(result.stderr, /internal error|bug in peipkg/);
+    t.is(await readFile(file, 'utf8'), 'not a directory\n');
+  }
 });
 
 test('a missing config file exits 1 and names it', async (t) => {

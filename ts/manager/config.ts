@@ -50,7 +50,7 @@ export interface Config {
   };
   repo: { name: string; description: string };
   signing: { keyFile: string };
-  upload: { backend: 'none' | 'rclone'; remote: string; retries: number; retryBackoffMs: number };
+  upload: { backend: 'none' | 'rclone'; remote: string; retries: number; retryBackoffMs: number; timeoutMs: number };
   http: { addr: ListenAddress | undefined; webhookSecretFile: string };
   poll: { defaultIntervalMs: number };
   build: { concurrency: number; timeoutMs: number; cloneTimeoutMs: number; zstdLevel: number; user: string };
@@ -80,6 +80,11 @@ const duration = (fallback: string) =>
     }
     return ms;
   });
+/** A duration that bounds work: zero would fail every attempt, so it is refused. */
+const timeoutDuration = (fallback: string) =>
+  duration(fallback).superRefine((ms, ctx) => {
+    if (ms === 0) ctx.addIssue({ code: 'custom', message: 'must be longer than 0s (a zero timeout would stop every attempt at once)' });
+  });
 const absolutePath = str.refine((p) => isAbsolute(p), { message: 'must be an absolute path' });
 const optionalPath = str.default('').refine((p) => p === '' || isAbsolute(p), { message: 'must be an absolute path' });
 const positive = z.number().int().positive();
@@ -101,6 +106,7 @@ const ConfigWire = z.strictObject({
       remote: str.default(''),
       retries: z.number().int().nonnegative().default(5),
       retry_backoff: duration('30s'),
+      timeout: timeoutDuration('30m'),
     })
     .prefault({}),
   http: z
@@ -121,8 +127,8 @@ const ConfigWire = z.strictObject({
   build: z
     .strictObject({
       concurrency: positive.default(1),
-      timeout: duration('2h'),
-      clone_timeout: duration('15m'),
+      timeout: timeoutDuration('2h'),
+      clone_timeout: timeoutDuration('15m'),
       zstd_level: z
         .number()
         .int()
@@ -224,7 +230,13 @@ export function parseConfig(text: string, path: string): Config {
     },
     repo: { name: w.repo.name, description: w.repo.description },
     signing: { keyFile: w.signing.key_file },
-    upload: { backend: w.upload.backend === 'rclone' ? 'rclone' : 'none', remote: w.upload.remote, retries: w.upload.retries, retryBackoffMs: w.upload.retry_backoff },
+    upload: {
+      backend: w.upload.backend === 'rclone' ? 'rclone' : 'none',
+      remote: w.upload.remote,
+      retries: w.upload.retries,
+      retryBackoffMs: w.upload.retry_backoff,
+      timeoutMs: w.upload.timeout,
+    },
     http: { addr: w.http.addr === '' ? undefined : parseListenAddress(w.http.addr), webhookSecretFile: w.http.webhook_secret_file },
     poll: { defaultIntervalMs: w.poll.default_interval },
     build: { concurrency: w.build.concurrency, timeoutMs: w.build.timeout, cloneTimeoutMs: w.build.clone_timeout, zstdLevel: w.build.zstd_level, user: w.build.user },

@@ -4,13 +4,14 @@
  * the daemon — watching, HTTP, SIGHUP to reload recipes, SIGTERM/SIGINT to drain.
  */
 
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { pathExists } from '../fs.js';
 import { lookupBuildUser, runningAsRoot } from '../build/user.js';
 import { InputError } from '../errors.js';
 import { signingKeyFlag } from '../flags.js';
+import { parentDeathSignalAvailable } from '../processGroup.js';
 import { formatTimestamp } from '../format/timestamp.js';
 import { createLogger, type LogFormat, type Logger, type LogLevel } from '../log.js';
 import { DirLock } from '../native.js';
@@ -54,7 +55,7 @@ async function loadRosterLogged(config: Config, grants: Grants, log: Logger): Pr
 async function prepareStateDirs(stateDir: string, log: Logger): Promise<void> {
   const dirs = stateDirs(stateDir);
   for (const dir of Object.values(dirs)) await mkdir(dir, { recursive: true, mode: 0o755 });
-  for (const dir of [dirs.sources, dirs.stage, dirs.publish]) {
+  for (const dir of [dirs.sources, dirs.stage, dirs.publish, dirs.tmp, dirs.upload]) {
     for (const name of await readdir(dir)) {
       log.info('removing work left by an earlier run', { path: join(dir, name) });
       await rm(join(dir, name), { recursive: true, force: true });
@@ -89,11 +90,23 @@ async function ensureRepository(config: Config, tools: Tools, log: Logger): Prom
   ], { timeoutMs: 60_000 });
 }
 
+/** Creates `[manager].state_dir`; a path that cannot be one is the operator's to fix, not a bug. */
+async function makeStateDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'EEXIST' || code === 'ENOTDIR' ? 'it, or a directory above it, is a file' : (error as Error).message;
+    throw new InputError(`[manager].state_dir ${dir}: cannot create the state directory: ${why}; point state_dir at a directory`);
+  }
+  if (!(await stat(dir)).isDirectory()) throw new InputError(`[manager].state_dir ${dir} is not a directory; point state_dir at a directory`);
+}
+
 /** Runs the manager; resolves to the exit code. Start-up failures throw (the CLI reports them). */
 export async function runManager(options: ManagerOptions): Promise<number> {
   const config = await loadConfig(options.configPath);
   const log = createLogger({ level: options.logLevel, format: options.logFormat ?? config.manager.logFormat });
-  await mkdir(config.manager.stateDir, { recursive: true, mode: 0o755 });
+  await makeStateDir(config.manager.stateDir);
   let lock: DirLock;
   try {
     lock = DirLock.acquire(config.manager.stateDir);
@@ -108,6 +121,7 @@ export async function runManager(options: ManagerOptions): Promise<number> {
     await signingKeyFlag(config.signing.keyFile, '[signing].key_file', true, buildUser?.uid);
     const grants = await loadGrants(config, buildUser);
     if (!root) log.warn('not running as root: build scripts run as this user and could read the signing key; run as root for isolation');
+    if (!parentDeathSignalAvailable()) log.warn('setpriv (util-linux) is missing: builds may keep running if the manager is killed outright');
     const roster = await loadRosterLogged(config, grants, log);
     await prepareStateDirs(config.manager.stateDir, log);
     const secret = await webhookSecret(config, roster);
@@ -117,6 +131,8 @@ export async function runManager(options: ManagerOptions): Promise<number> {
     await history.removeOrphanLogs();
     const farm = new Farm({ config, tools, log, history, buildUser, grantFlags: (recipe) => grants.flagsFor(recipe) });
     farm.setRoster(roster);
+    // A damaged repository is reported (and re-checked) rather than fatal: builds go on and are held.
+    await farm.checkRepository();
     // The remote may be behind: an upload that failed, or was cut short by a stop, before this start.
     farm.uploader?.request();
     return options.once ? await sweepOnce(farm, roster, log) : await daemon(farm, config, grants, log, secret, history);
@@ -140,6 +156,7 @@ async function sweepOnce(farm: Farm, roster: Roster, log: Logger): Promise<numbe
     void farm.poller.stop();
     void farm.queue.drain();
     void farm.uploader?.stop();
+    void farm.stopRepositoryWatch();
   };
   process.on('SIGTERM', onStop);
   process.on('SIGINT', onStop);
@@ -161,7 +178,10 @@ async function sweepOnce(farm: Farm, roster: Roster, log: Logger): Promise<numbe
   // An upload that gave up (retries spent, or refused by the rollback guard) fails the sweep too:
   // the public repository is behind, and a cron job must be able to see it.
   const uploadFailed = farm.uploader?.status().state === 'failed';
-  return farm.sweepFailed || uploadFailed || unwatched.length > 0 || roster.skipped.length > 0 ? 1 : 0;
+  await farm.stopRepositoryWatch();
+  const damage = farm.repository.current();
+  if (damage) log.error('sweep ended with the repository damaged; held builds are published by the next run that finds it repaired', { err: damage.error });
+  return farm.sweepFailed || uploadFailed || damage !== undefined || unwatched.length > 0 || roster.skipped.length > 0 ? 1 : 0;
 }
 
 async function daemon(farm: Farm, config: Config, grants: Grants, log: Logger, secret: Buffer | undefined, history: History): Promise<number> {
@@ -169,7 +189,7 @@ async function daemon(farm: Farm, config: Config, grants: Grants, log: Logger, s
   if (config.http.addr) {
     const app = createHttpApp({
       status: () => farm.status(),
-      healthy: () => farm.healthy(),
+      unhealthy: () => farm.unhealthy(),
       buildLog: (id) => (history.get(id) ? history.logPath(id) : undefined),
       webhookSecret: secret,
       onRepositoryPush: (urls) => farm.onRepositoryPush(urls),
@@ -190,6 +210,8 @@ async function daemon(farm: Farm, config: Config, grants: Grants, log: Logger, s
           farm.setRoster(roster);
           farm.poller.watch(farm.recipes());
           log.info('recipes reloaded', { count: roster.recipes.length, dir: config.manager.recipesDir });
+          // An operator who repaired the repository need not wait for the next check.
+          if (farm.repository.current()) void farm.checkRepository();
         } catch (error) {
           log.error('reload: load roster failed; continuing with existing recipes', { err: (error as Error).message });
         }
@@ -211,6 +233,7 @@ async function daemon(farm: Farm, config: Config, grants: Grants, log: Logger, s
         await farm.poller.stop();
         await new Promise<void>((r) => (server ? server.server.close(() => r()) : r()));
         await farm.queue.drain();
+        await farm.stopRepositoryWatch();
         await farm.uploader?.stop();
         clearTimeout(timer);
         process.off('SIGHUP', onHup);

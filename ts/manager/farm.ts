@@ -9,17 +9,26 @@ import { readdir } from 'node:fs/promises';
 import type { Logger } from '../log.js';
 import type { BuildUser } from '../build/script.js';
 import type { Config } from './config.js';
-import type { History } from './history.js';
+import type { BuildRecord, History } from './history.js';
 import { normaliseRepoUrl } from './http.js';
-import { runJob, stateDirs, type Tools } from './job.js';
-import { decide, meetsMinVersion, type Trigger } from './planner.js';
+import { publishHeld, runJob, stateDirs, type JobContext, type Tools } from './job.js';
+import { decide, meetsMinVersion, type Decision, type Trigger } from './planner.js';
 import { Poller } from './poller.js';
 import { PublishedCache } from './published.js';
 import { EmbeddedQueue, type BuildQueue } from './queue.js';
 import type { Roster, RosterRecipe, SkippedRecipe } from './roster.js';
+import { RepositoryHealth } from './repository.js';
 import { Uploader } from './upload.js';
 
 const MINUTE = 60_000;
+/** How often a damaged repository is checked again. */
+const REPOSITORY_RECHECK_MS = MINUTE;
+
+const SKIPPED: Record<Exclude<Decision, 'build'>, string> = {
+  published: 'trigger skipped (already published)',
+  backoff: 'trigger skipped (in failure backoff window)',
+  held: 'trigger skipped (built; held until the repository is repaired)',
+};
 
 /** Runs async work one piece at a time (publishes and uploads). */
 export function serialiser(): <T>(work: () => Promise<T>) => Promise<T> {
@@ -51,6 +60,10 @@ export class Farm {
   private counters = { attempted: 0, succeeded: 0 };
   private readonly buildIds = new Map<string, string>();
   private lastProgress = Date.now();
+  private readonly jobs: JobContext;
+  private recheck: NodeJS.Timeout | undefined;
+  private publishingHeld: Promise<void> | undefined;
+  readonly repository: RepositoryHealth;
   /** Set when a build or publish failed, or a recipe could not be watched (`--once` exits 1). */
   sweepFailed = false;
 
@@ -59,15 +72,37 @@ export class Farm {
     const dirs = stateDirs(config.manager.stateDir);
     const exclusive = serialiser();
     this.published = new PublishedCache(dirs.repo);
+    this.repository = new RepositoryHealth(dirs.repo, log);
     this.uploader =
       config.upload.backend === 'rclone'
         ? new Uploader(
-            { repoDir: dirs.repo, remote: config.upload.remote, retries: config.upload.retries, retryBackoffMs: config.upload.retryBackoffMs, timeoutMs: 60 * MINUTE, abort: this.abort.signal },
+            {
+              repoDir: dirs.repo,
+              workDir: dirs.upload,
+              remote: config.upload.remote,
+              retries: config.upload.retries,
+              retryBackoffMs: config.upload.retryBackoffMs,
+              timeoutMs: config.upload.timeoutMs,
+              abort: this.abort.signal,
+            },
             log,
             exclusive,
           )
         : undefined;
-    this.queue = new EmbeddedQueue(config.build.concurrency, (trigger) => this.work(trigger, exclusive));
+    this.jobs = {
+      config,
+      tools: deps.tools,
+      log,
+      history: deps.history,
+      published: this.published,
+      buildUser: deps.buildUser,
+      grantFlags: (id) => deps.grantFlags(id),
+      publishLock: exclusive,
+      onPublished: () => this.uploader?.request(),
+      repository: this.repository,
+      abort: this.abort.signal,
+    };
+    this.queue = new EmbeddedQueue(config.build.concurrency, (trigger) => this.work(trigger));
     this.poller = new Poller({
       log,
       published: this.published,
@@ -95,7 +130,7 @@ export class Farm {
   }
 
   /** The queue's worker: re-check the trigger against the current state, then run the job. */
-  private async work(trigger: Trigger, exclusive: <T>(work: () => Promise<T>) => Promise<T>): Promise<void> {
+  private async work(trigger: Trigger): Promise<void> {
     const { log, history } = this.deps;
     const key = `${trigger.recipe.id}@${trigger.version}`;
     const current = this.roster.get(trigger.recipe.id);
@@ -109,11 +144,7 @@ export class Farm {
     }
     const decision = decide(trigger.recipe, trigger.version, await this.published.current(), history, Date.now());
     if (decision !== 'build') {
-      log.debug(decision === 'published' ? 'trigger skipped (already published)' : 'trigger skipped (in failure backoff window)', {
-        recipe: trigger.recipe.id,
-        version: trigger.version,
-        source: trigger.source,
-      });
+      log.debug(SKIPPED[decision], { recipe: trigger.recipe.id, version: trigger.version, source: trigger.source });
       return;
     }
     const record = await history.begin({ recipe: trigger.recipe.id, version: trigger.version, tag: trigger.tag, source: trigger.source });
@@ -121,28 +152,54 @@ export class Farm {
     this.counters.attempted++;
     this.lastProgress = Date.now();
     try {
-      const done = await runJob(
-        {
-          config: this.deps.config,
-          tools: this.deps.tools,
-          log,
-          history,
-          published: this.published,
-          buildUser: this.deps.buildUser,
-          grantFlags: (id) => this.deps.grantFlags(id),
-          publishLock: exclusive,
-          onPublished: () => this.uploader?.request(),
-          abort: this.abort.signal,
-        },
-        trigger,
-        record,
-      );
-      if (done.state === 'succeeded') this.counters.succeeded++;
-      else if (done.state === 'failed') this.sweepFailed = true;
+      const done = await runJob(this.jobs, trigger, record);
+      this.finished(done);
     } finally {
       this.buildIds.delete(key);
       this.lastProgress = Date.now();
     }
+  }
+
+  private finished(record: BuildRecord): void {
+    if (record.state === 'succeeded') this.counters.succeeded++;
+    else if (record.state === 'failed') this.sweepFailed = true;
+    else if (record.state === 'held') this.watchRepository();
+  }
+
+  /**
+   * Checks the repository (at start-up, and every minute while it is damaged) and publishes the
+   * builds held back from it once it verifies. Resolves when that round is done.
+   */
+  checkRepository(): Promise<void> {
+    this.publishingHeld ??= (async () => {
+      try {
+        const damage = await this.repository.check();
+        if (damage) return this.watchRepository();
+        for (const record of this.deps.history.heldBuilds()) {
+          if (this.abort.signal.aborted) return;
+          this.finished(await publishHeld(this.jobs, record));
+        }
+      } finally {
+        this.publishingHeld = undefined;
+      }
+    })();
+    return this.publishingHeld;
+  }
+
+  private watchRepository(): void {
+    if (this.recheck || this.abort.signal.aborted) return;
+    this.recheck = setTimeout(() => {
+      this.recheck = undefined;
+      void this.checkRepository();
+    }, REPOSITORY_RECHECK_MS);
+    this.recheck.unref();
+  }
+
+  /** Stops re-checking a damaged repository and waits for a round of held publishes to end. */
+  async stopRepositoryWatch(): Promise<void> {
+    if (this.recheck) clearTimeout(this.recheck);
+    this.recheck = undefined;
+    await this.publishingHeld;
   }
 
   /** Polls now every opted-in recipe whose upstream is one of `urls` (a webhook). */
@@ -153,12 +210,21 @@ export class Farm {
     return matched.map((r) => r.id);
   }
 
-  /** 503 once work is due and nothing moved for 3 × the shortest poll interval (at least 5 minutes). */
-  healthy(): boolean {
+  /**
+   * What is wrong, for `/healthz` (503 with this text), or undefined when all is well: work due
+   * and nothing moved for 3 × the shortest poll interval (at least 5 minutes); a damaged
+   * repository; an upload whose last attempt failed.
+   */
+  unhealthy(): string | undefined {
+    const damage = this.repository.current();
+    if (damage) return `repository damaged: ${damage.error} (builds are held until it verifies again)`;
     const watched = this.recipes().filter((r) => r.upstream);
-    if (watched.length === 0) return true;
-    const shortest = Math.min(...watched.map((r) => r.pollIntervalMs));
-    return Date.now() - this.lastProgress <= Math.max(3 * shortest, 5 * MINUTE);
+    if (watched.length > 0) {
+      const shortest = Math.min(...watched.map((r) => r.pollIntervalMs));
+      if (Date.now() - this.lastProgress > Math.max(3 * shortest, 5 * MINUTE)) return 'stalled: work is due but no poll or build has made progress';
+    }
+    const upload = this.uploader?.degraded();
+    return upload ? `degraded: ${upload}` : undefined;
   }
 
   async status(): Promise<Record<string, unknown>> {
@@ -187,6 +253,8 @@ export class Farm {
       history: history.recent(20),
       upload: this.uploader ? this.uploader.status() : { state: 'disabled', attempts: 0, pending: false },
       quarantine: quarantine.sort(),
+      repository: this.repository.current() ? { state: 'damaged', ...this.repository.current() } : { state: 'ok' },
+      held: history.heldBuilds().map((b) => ({ build: b.id, recipe: b.recipe, version: b.version })),
     };
   }
 }

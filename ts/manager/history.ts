@@ -12,7 +12,8 @@ import { z } from 'zod';
 
 import type { Backoff } from './planner.js';
 
-export type BuildState = 'queued' | 'running' | 'succeeded' | 'failed' | 'interrupted';
+/** `held`: built, but not published because the repository was damaged; published once it is repaired. */
+export type BuildState = 'queued' | 'running' | 'succeeded' | 'failed' | 'interrupted' | 'held';
 
 export interface BuildRecord {
   id: string;
@@ -39,7 +40,7 @@ const BuildRecordSchema = z.object({
   tag: z.string(),
   source: z.string(),
   commit: z.string().optional(),
-  state: z.enum(['queued', 'running', 'succeeded', 'failed', 'interrupted']),
+  state: z.enum(['queued', 'running', 'succeeded', 'failed', 'interrupted', 'held']),
   queuedAt: z.string(),
   startedAt: z.string().optional(),
   finishedAt: z.string().optional(),
@@ -139,6 +140,15 @@ export class History implements Backoff {
   /** The most recent attempts, newest first. */
   recent(n: number): BuildRecord[] {
     return this.builds.slice(-n).reverse();
+  }
+
+  /** Builds held back from a damaged repository, oldest first. */
+  heldBuilds(): BuildRecord[] {
+    return this.builds.filter((b) => b.state === 'held');
+  }
+
+  held(recipe: string, version: string): boolean {
+    return this.builds.some((b) => b.state === 'held' && b.recipe === recipe && b.version === version);
   }
 
   nextRetry(recipe: string, version: string): number | undefined {

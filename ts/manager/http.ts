@@ -2,7 +2,7 @@
  * The manager's HTTP interface (`recipes-and-farm.md` §8.10, D-22, D-23), built from its
  * dependencies so tests can start it on 127.0.0.1:0:
  *
- *   ANY  /healthz            200 "ok" — or 503 when work is due and nothing has moved for too long
+ *   ANY  /healthz            200 "ok" — or 503 with the reason: stalled, repository damaged, upload failing
  *   ANY  /status             the contract's JSON, plus running jobs, queue, skipped recipes, history
  *   GET  /builds/<id>/log    one build's log (text/plain)
  *   POST /webhooks/github    HMAC-SHA256 over the raw body (X-Hub-Signature-256), 401 when missing
@@ -24,7 +24,8 @@ export const MAX_WEBHOOK_BODY = 16 * 1024 * 1024;
 
 export interface HttpDeps {
   status(): Promise<Record<string, unknown>>;
-  healthy(): boolean;
+  /** What is wrong (503 with this text), or undefined when healthy. */
+  unhealthy(): string | undefined;
   /** The log file of build `id`, when `id` is a known build. */
   buildLog(id: string): string | undefined;
   /** Absent: webhooks are not enabled (no secret configured). */
@@ -84,8 +85,8 @@ export function createHttpApp(deps: HttpDeps): express.Express {
 
   // Any method, as the reference (§8.10.1–8.10.2).
   app.all('/healthz', (_req, res) => {
-    const ok = deps.healthy();
-    res.status(ok ? 200 : 503).type('text/plain').send(ok ? 'ok\n' : 'stalled: work is due but no poll or build has made progress\n');
+    const problem = deps.unhealthy();
+    res.status(problem ? 503 : 200).type('text/plain').send(problem ? `${problem}\n` : 'ok\n');
   });
 
   app.all('/status', (_req, res, next) => {

@@ -16,11 +16,13 @@ import { formatDuration } from '../duration.js';
 import { parsePackageFileName } from '../format/names.js';
 import { formatTimestamp } from '../format/timestamp.js';
 import type { Logger } from '../log.js';
+import type { RepositoryHealth } from './repository.js';
 import type { BuildUser } from '../build/script.js';
 import type { Config } from './config.js';
 import type { History, BuildRecord } from './history.js';
 import type { Trigger } from './planner.js';
 import type { PublishedCache } from './published.js';
+import { BuildLog } from './buildLog.js';
 import { runStep } from './subprocess.js';
 import { GIT_ENV } from './upstream.js';
 
@@ -43,6 +45,8 @@ export interface JobContext {
   publishLock: <T>(work: () => Promise<T>) => Promise<T>;
   /** Called after every successful publish (uploads follow). */
   onPublished(): void;
+  /** Whether the repository can be published into (publishes are held while it is damaged). */
+  repository: RepositoryHealth;
   abort: AbortSignal;
 }
 
@@ -52,6 +56,12 @@ export const stateDirs = (stateDir: string) => ({
   publish: join(stateDir, 'publish'),
   quarantine: join(stateDir, 'quarantine'),
   repo: join(stateDir, 'repo'),
+  /** peipkg-build's scratch (its TMPDIR): emptied at start-up with the other work areas. */
+  tmp: join(stateDir, 'tmp'),
+  /** Builds held back from a damaged repository: kept across restarts, published once it verifies. */
+  held: join(stateDir, 'held'),
+  /** The uploader's snapshot and file lists. */
+  upload: join(stateDir, 'upload'),
 });
 
 /** UTC now, whole seconds; never earlier than the repository's current generated_at. */
@@ -74,11 +84,11 @@ interface Fetched {
   timestamp: string;
 }
 
-async function fetch(ctx: JobContext, trigger: Trigger, sourceDir: string, logFile: string): Promise<Fetched> {
+async function fetch(ctx: JobContext, trigger: Trigger, sourceDir: string, log: BuildLog): Promise<Fetched> {
   const upstream = trigger.recipe.upstream!;
   const timeoutMs = ctx.config.build.cloneTimeoutMs;
   const git = (what: string, args: string[], capture = false): Promise<string> =>
-    runStep(what, 'git', args, { timeoutMs, logFile, captureStdout: capture, env: GIT_ENV, abort: ctx.abort });
+    runStep(what, 'git', args, { timeoutMs, log, captureStdout: capture, env: GIT_ENV, abort: ctx.abort });
   // No detached-HEAD advice in build logs; set with -c so the operator's own GIT_CONFIG_* still apply.
   await git('git clone', ['-c', 'advice.detachedHead=false', 'clone', '--depth', '1', '--branch', trigger.tag, '--single-branch', '--no-tags', '--', upstream.git, sourceDir]);
   if (upstream.submodules) await git('git submodule update', ['-C', sourceDir, 'submodule', 'update', '--init', '--recursive', '--depth', '1']);
@@ -114,15 +124,15 @@ export async function runJob(ctx: JobContext, trigger: Trigger, record: BuildRec
   const sourceDir = join(dirs.sources, record.id);
   const stageDir = join(dirs.stage, record.id);
   const batchDir = join(dirs.publish, record.id);
-  const logFile = history.logPath(record.id);
   const log = ctx.log.child({ job: record.id });
   log.info('starting build', { recipe: trigger.recipe.id, tag: trigger.tag, version: trigger.version, source: trigger.source });
   await history.update(record.id, { state: 'running', startedAt: new Date().toISOString() });
+  const buildLog = await BuildLog.open(history.logPath(record.id));
   try {
     await rm(sourceDir, { recursive: true, force: true });
     await rm(stageDir, { recursive: true, force: true });
     await mkdir(sourceDir, { recursive: true });
-    const fetched = await stage('fetch', () => fetch(ctx, trigger, sourceDir, logFile));
+    const fetched = await stage('fetch', () => fetch(ctx, trigger, sourceDir, buildLog));
     await history.update(record.id, { commit: fetched.commit });
     await stage('build', () =>
       runStep(`peipkg-build ${trigger.recipe.id} ${trigger.version}`, tools.peipkgBuild, [
@@ -139,17 +149,13 @@ export async function runJob(ctx: JobContext, trigger: Trigger, record: BuildRec
         '--timeout', `${Math.round(config.build.timeoutMs / 1000)}s`,
         ...(ctx.buildUser ? ['--build-user', ctx.buildUser.name] : []),
         ...ctx.grantFlags(trigger.recipe.id),
-      ], { timeoutMs: config.build.timeoutMs + 60_000, logFile, abort: ctx.abort }),
+      ], { timeoutMs: config.build.timeoutMs + 60_000, log: buildLog, abort: ctx.abort, env: { TMPDIR: dirs.tmp } }),
     );
     const outputs = (await readdir(stageDir).catch(() => [] as string[])).filter((n) => n.endsWith('.peipkg'));
     if (outputs.length === 0) throw new StageFailure('build', `peipkg-build succeeded but produced no .peipkg files in ${stageDir}`);
-    const published = await stage('publish', () => publishBatch(ctx, outputs, stageDir, batchDir, logFile));
-    await history.clearFailure(trigger.recipe.id, trigger.version);
-    const done = { state: 'succeeded' as const, finishedAt: new Date().toISOString(), outputs: published };
-    await history.update(record.id, done);
-    log.info('build + publish complete', { recipe: trigger.recipe.id, version: trigger.version, outputs: published.length, build_timestamp: fetched.timestamp });
-    ctx.onPublished();
-    return { ...record, ...done };
+    await mkdir(batchDir, { recursive: true });
+    for (const file of outputs) await rename(join(stageDir, file), join(batchDir, file));
+    return await publishOrHold(ctx, record, batchDir, buildLog, log, fetched.timestamp);
   } catch (error) {
     const stageName = error instanceof StageFailure ? error.stage : 'build';
     const message = (error as Error).message;
@@ -160,44 +166,112 @@ export async function runJob(ctx: JobContext, trigger: Trigger, record: BuildRec
       log.warn('build interrupted by shutdown', { recipe: trigger.recipe.id, version: trigger.version, stage: stageName });
       return { ...record, ...interrupted };
     }
-    const { retryAfterMs } = await history.recordFailure(trigger.recipe.id, trigger.version, Date.now());
-    let quarantine: string | undefined;
-    if (stageName === 'publish') quarantine = await quarantineBatch(batchDir, join(dirs.quarantine, record.id));
-    const failed = { state: 'failed' as const, finishedAt: new Date().toISOString(), stage: stageName, error: message, ...(quarantine ? { quarantine } : {}) };
-    await history.update(record.id, failed);
-    log.error(stageName === 'publish' ? 'publish failed' : 'build failed', {
-      recipe: trigger.recipe.id,
-      version: trigger.version,
-      err: message,
-      next_retry_after: formatDuration(retryAfterMs),
-      ...(quarantine ? { quarantine } : {}),
-    });
-    return { ...record, ...failed };
+    return recordFailure(ctx, record, stageName, message, batchDir, log);
   } finally {
+    await buildLog.close();
     await rm(sourceDir, { recursive: true, force: true });
     await rm(stageDir, { recursive: true, force: true });
     await rm(batchDir, { recursive: true, force: true });
   }
 }
 
-/** Moves this job's outputs into its own batch, drops what is already published, and publishes it. */
-async function publishBatch(ctx: JobContext, outputs: string[], stageDir: string, batchDir: string, logFile: string): Promise<string[]> {
+/** A failed build or publish: back-off, quarantine for a batch that failed to publish, history, the log line. */
+async function recordFailure(ctx: JobContext, record: BuildRecord, stageName: string, message: string, batchDir: string, log: Logger): Promise<BuildRecord> {
+  const { history } = ctx;
+  const { retryAfterMs } = await history.recordFailure(record.recipe, record.version, Date.now());
+  let quarantine: string | undefined;
+  if (stageName === 'publish') quarantine = await quarantineBatch(batchDir, join(stateDirs(ctx.config.manager.stateDir).quarantine, record.id));
+  const failed = { state: 'failed' as const, finishedAt: new Date().toISOString(), stage: stageName, error: message, ...(quarantine ? { quarantine } : {}) };
+  await history.update(record.id, failed);
+  log.error(stageName === 'publish' ? 'publish failed' : 'build failed', {
+    recipe: record.recipe,
+    version: record.version,
+    err: message,
+    next_retry_after: formatDuration(retryAfterMs),
+    ...(quarantine ? { quarantine } : {}),
+  });
+  return { ...record, ...failed };
+}
+
+/**
+ * Publishes the batch in `batchDir` — unless the repository is damaged, in which case the batch is
+ * moved to `held/<build id>/` and the build recorded `held`: the damage is not the build's fault,
+ * so it gets no failure, no quarantine and no back-off, and `publishHeld` sends it once the
+ * repository is repaired. A publish that fails while the repository verifies is the batch's fault.
+ */
+async function publishOrHold(ctx: JobContext, record: BuildRecord, batchDir: string, buildLog: BuildLog, log: Logger, buildTimestamp?: string): Promise<BuildRecord> {
+  const { history, repository } = ctx;
+  const hold = async (error: string): Promise<BuildRecord> => {
+    const target = join(stateDirs(ctx.config.manager.stateDir).held, record.id);
+    if (batchDir !== target) {
+      await rm(target, { recursive: true, force: true });
+      await rename(batchDir, target);
+    }
+    const held = { state: 'held' as const, finishedAt: new Date().toISOString(), stage: 'publish', error: `repository damaged: ${error}` };
+    await history.update(record.id, held);
+    await buildLog.note(`peipkg-manager: not published: the repository is damaged (${error}); the build is kept in ${target} and published once the repository verifies again`);
+    log.warn('build held until the repository is repaired', { recipe: record.recipe, version: record.version, held: target, err: error });
+    return { ...record, ...held };
+  };
+  if (repository.current()) {
+    const damage = await repository.check();
+    if (damage) return hold(damage.error);
+  }
+  let published: string[];
+  try {
+    published = await publishBatch(ctx, batchDir, buildLog);
+  } catch (error) {
+    const damage = ctx.abort.aborted ? undefined : await repository.check();
+    if (damage) return hold(damage.error);
+    throw new StageFailure('publish', (error as Error).message);
+  }
+  await history.clearFailure(record.recipe, record.version);
+  const done = { state: 'succeeded' as const, finishedAt: new Date().toISOString(), outputs: published };
+  await history.update(record.id, done);
+  log.info('build + publish complete', {
+    recipe: record.recipe,
+    version: record.version,
+    outputs: published.length,
+    ...(buildTimestamp ? { build_timestamp: buildTimestamp } : {}),
+  });
+  ctx.onPublished();
+  return { ...record, ...done };
+}
+
+/** Publishes a batch held back from a damaged repository (after it verifies again); it may be held again. */
+export async function publishHeld(ctx: JobContext, record: BuildRecord): Promise<BuildRecord> {
+  const batchDir = join(stateDirs(ctx.config.manager.stateDir).held, record.id);
+  const log = ctx.log.child({ job: record.id });
+  const buildLog = await BuildLog.open(ctx.history.logPath(record.id));
+  let result: BuildRecord;
+  try {
+    log.info('publishing a held build', { recipe: record.recipe, version: record.version });
+    result = await publishOrHold(ctx, record, batchDir, buildLog, log);
+  } catch (error) {
+    result = await recordFailure(ctx, record, 'publish', (error as Error).message, batchDir, log);
+  } finally {
+    await buildLog.close();
+  }
+  if (result.state !== 'held') await rm(batchDir, { recursive: true, force: true });
+  return result;
+}
+
+/** Drops from the batch what the archive already holds, then publishes the rest; returns what was sent. */
+async function publishBatch(ctx: JobContext, batchDir: string, log: BuildLog): Promise<string[]> {
   const { config, tools } = ctx;
   const repo = stateDirs(config.manager.stateDir).repo;
   return ctx.publishLock(async () => {
     const view = await ctx.published.current();
-    await mkdir(batchDir, { recursive: true });
     const sent: string[] = [];
-    for (const file of outputs) {
+    for (const file of (await readdir(batchDir)).filter((n) => n.endsWith('.peipkg')).sort()) {
       const id = parsePackageFileName(file);
-      if (id && view.has(id.name, id.version, id.architecture)) continue;
-      await rename(join(stageDir, file), join(batchDir, file));
-      sent.push(file);
+      if (id && view.has(id.name, id.version, id.architecture)) await rm(join(batchDir, file));
+      else sent.push(file);
     }
     if (sent.length === 0) return sent;
     await runStep('peipkg-repo publish', tools.peipkgRepo, [
       'publish', '--in', repo, '--new', batchDir, '--out', repo, '--sign-key', config.signing.keyFile, '--timestamp', publishTimestamp(view.generatedAt),
-    ], { timeoutMs: 10 * 60_000, logFile });
+    ], { timeoutMs: 10 * 60_000, log });
     return sent;
   });
 }

@@ -29,6 +29,8 @@ export interface Trigger {
 export interface Backoff {
   /** Epoch ms before which `<recipe>@<version>` must not be tried again. */
   nextRetry(recipe: string, version: string): number | undefined;
+  /** Built and waiting for a damaged repository to be repaired: building it again would not help. */
+  held(recipe: string, version: string): boolean;
 }
 
 export interface PollStats {
@@ -37,7 +39,7 @@ export interface PollStats {
   skipped_below_min_version: number;
 }
 
-export type Decision = 'build' | 'published' | 'backoff';
+export type Decision = 'build' | 'published' | 'backoff' | 'held';
 
 /** Whether `version` of `recipe` still needs building. */
 export function decide(recipe: RosterRecipe, version: string, published: PublishedView, backoff: Backoff, now: number): Decision {
@@ -48,6 +50,7 @@ export function decide(recipe: RosterRecipe, version: string, published: Publish
     const top = newest.reduce<string | undefined>((a, b) => (a === undefined || compareVersions(b, a) > 0 ? b : a), undefined);
     if (top !== undefined && compareVersions(version, top) < 0) return 'published';
   }
+  if (backoff.held(recipe.id, version)) return 'held';
   const retry = backoff.nextRetry(recipe.id, version);
   if (retry !== undefined && now < retry) return 'backoff';
   return 'build';
@@ -94,6 +97,10 @@ export function planPoll(
     }
     if (decision === 'backoff') {
       log.debug('trigger skipped (in failure backoff window)', { recipe: recipe.id, version, source });
+      continue;
+    }
+    if (decision === 'held') {
+      log.debug('trigger skipped (built; held until the repository is repaired)', { recipe: recipe.id, version, source });
       continue;
     }
     stats.matches_emitted++;

@@ -22,6 +22,9 @@ export interface PollerDeps {
   onPolled(recipe: string, ok: boolean): void;
 }
 
+/** How many refused tag names a poll's summary line shows. */
+const UNSAFE_TAGS_SHOWN = 20;
+
 interface PollState {
   running: Promise<boolean> | undefined;
   again: TriggerSource | undefined;
@@ -113,8 +116,24 @@ export class Poller {
     log.info('polling upstream', { recipe: id, git: recipe.upstream.git });
     try {
       const listed = await listTags(recipe.upstream.git, this.deps.lsRemoteTimeoutMs);
-      for (const name of listed.refused) log.warn('tag ignored (unsafe name)', { recipe: id, tag: JSON.stringify(name) });
-      const published = await this.deps.published.current();
+      // One line per poll, however many there are: an upstream with thousands of odd tags must not flood the log.
+      if (listed.refused.length > 0) {
+        log.warn('tags ignored (unsafe names)', {
+          recipe: id,
+          count: listed.refused.length,
+          tags: JSON.stringify(listed.refused.slice(0, UNSAFE_TAGS_SHOWN)),
+          ...(listed.refused.length > UNSAFE_TAGS_SHOWN ? { not_shown: listed.refused.length - UNSAFE_TAGS_SHOWN } : {}),
+        });
+      }
+      let published;
+      try {
+        published = await this.deps.published.current();
+      } catch (error) {
+        // Not the upstream's fault: say what is wrong instead of blaming ls-remote.
+        log.error('poll skipped: the repository index cannot be read', { recipe: id, err: (error as Error).message });
+        this.deps.onPolled(id, false);
+        return false;
+      }
       const { triggers, stats } = planPoll(recipe, listed.tags, source, published, this.deps.backoff, Date.now(), log);
       for (const trigger of triggers) this.deps.queue.submit(trigger);
       log.info('poll complete', { recipe: id, ...stats });

@@ -7,6 +7,7 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import { InputError } from '../errors.js';
 import { pathExists } from '../fs.js';
 import { compareVersions, isValidVersion } from '../format/version.js';
 import { IndexStore } from '../native.js';
@@ -50,9 +51,16 @@ export class PublishedView {
   }
 }
 
-/** A `PublishedView` that reloads when `archive.json` changes on disk. */
+/** The archive index cannot be read, and there is no earlier view to go on. */
+export class PublishedUnreadable extends InputError {}
+
+/**
+ * A `PublishedView` that reloads when `archive.json` changes on disk. When a reload fails (the
+ * index was damaged), the last good view stands in — what was published then is still published —
+ * and the next call tries again.
+ */
 export class PublishedCache {
-  private view = PublishedView.empty();
+  private view: PublishedView | undefined;
   private stamp = '';
 
   constructor(private readonly repoDir: string) {}
@@ -60,9 +68,14 @@ export class PublishedCache {
   async current(): Promise<PublishedView> {
     const info = await stat(join(this.repoDir, 'index', 'archive.json')).catch(() => undefined);
     const stamp = info ? `${info.ino}:${info.size}:${info.mtimeMs}` : 'none';
-    if (stamp !== this.stamp) {
-      this.view = await PublishedView.load(this.repoDir);
-      this.stamp = stamp;
+    if (stamp !== this.stamp || !this.view) {
+      try {
+        this.view = await PublishedView.load(this.repoDir);
+        this.stamp = stamp;
+      } catch (error) {
+        if (this.view) return this.view;
+        throw new PublishedUnreadable(`cannot tell what the repository holds: ${(error as Error).message}`);
+      }
     }
     return this.view;
   }

@@ -1,27 +1,44 @@
 /**
- * Uploading the repository with rclone (D-21), as its own step after publishing: never a build
- * failure, retried with back-off, and ordered so readers never see an index that points at missing
- * files — packages, keys and the site first, then `index/`, then `repo.json` last; temporary
- * `*.tmp-*` entries are never uploaded. Nothing on the remote is deleted.
+ * Uploading the repository with rclone (D-21), as its own step behind publishing: never a build
+ * failure, retried with back-off, and never in the way of a publish — the state is captured in a
+ * snapshot (outgoing.ts) while publishes are held off for a moment, and sent from there.
  *
- * Rollback guard: before copying, the remote's `index/archive.json` is read; a remote whose
- * `index_version` is higher than ours is refused, so a lost or restored `state_dir` cannot
- * overwrite a newer public repository. An empty remote is fine.
+ * Order, so that readers never see an index naming a missing file: new packages and their
+ * sidecars; the keys and the site's root pages; each index; the descriptor last. Each index and
+ * the descriptor are replaced whole (temporary name, then move), data before signature; a document
+ * whose remote copy is already ours (its signature, or for the archive its bytes) is skipped.
+ *
+ * Published packages are immutable: a package the remote's index already lists is never sent
+ * again, and every package that is sent must first match the signed index (outgoing.ts). A
+ * package on the remote that its index does not list yet (left by an upload cut short) is sent
+ * again whole. Nothing on the remote is deleted.
+ *
+ * Rollback guard: the remote's archive index is read on every upload, and a remote whose
+ * `index_version` is higher than ours is refused, so a lost or restored `state_dir` cannot overwrite
+ * a newer public repository. An empty remote is fine; a remote that cannot be read, or whose index
+ * does not parse, is an error, never "empty".
  */
 
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { execa } from 'execa';
+import { z } from 'zod';
 
+import { formatDuration } from '../duration.js';
 import type { Logger } from '../log.js';
-import { runStep } from './subprocess.js';
+import { ACTIVE, ARCHIVE, DESCRIPTOR } from '../repo/state.js';
+import { statePathOf } from '../repo/urlTemplate.js';
+import { checkPackages, readSnapshot, sidecarsOf, takeSnapshot, UploadRefused, type OutgoingState } from './outgoing.js';
+import { Rclone } from './rclone.js';
 
 export interface UploadSettings {
   repoDir: string;
+  /** Scratch for the snapshot and rclone's file lists (under state_dir). */
+  workDir: string;
   remote: string;
   retries: number;
   retryBackoffMs: number;
+  /** One attempt, every rclone command in it included. */
   timeoutMs: number;
   /** Stops a running rclone (the drain timeout, a second signal); the copy order keeps the remote consistent. */
   abort: AbortSignal;
@@ -33,14 +50,21 @@ export interface UploadStatus {
   last_error?: string;
   attempts: number;
   pending: boolean;
+  /** Since when the remote has been behind the local state (an upload was wanted and has not succeeded). */
+  behind_since?: string;
 }
 
-const remotePath = (remote: string, path: string): string => (remote.endsWith(':') || remote.endsWith('/') ? `${remote}${path}` : `${remote}/${path}`);
+/**
+ * The documents replaced whole, in order; each is followed by its detached signature. The archive
+ * goes before active: active is a subset of the archive, old or new, at every moment in between.
+ */
+const SIGNED_DOCUMENTS = [ARCHIVE, ACTIVE, DESCRIPTOR];
 
-const indexVersionOf = (text: string): number | undefined => {
-  const m = /"index_version"\s*:\s*(\d+)/.exec(text);
-  return m ? Number(m[1]) : undefined;
-};
+/** Only what the guard and the published set need of the remote's archive index. */
+const RemoteArchive = z.object({
+  index_version: z.number().int().nonnegative(),
+  packages: z.array(z.object({ url: z.string() })),
+});
 
 export class Uploader {
   private current: UploadStatus = { state: 'idle', attempts: 0, pending: false };
@@ -53,7 +77,7 @@ export class Uploader {
   constructor(
     private readonly settings: UploadSettings,
     private readonly log: Logger,
-    /** Uploads and publishes exclude each other, so an upload never mixes two states. */
+    /** Held while the snapshot is taken, so that it never mixes two publishes. */
     private readonly exclusive: <T>(work: () => Promise<T>) => Promise<T>,
   ) {
     settings.abort.addEventListener('abort', () => this.wakeRetry?.());
@@ -63,10 +87,19 @@ export class Uploader {
     return { ...this.current };
   }
 
+  /** Why the upload counts as stuck (its last attempt failed, or it gave up), or undefined. */
+  degraded(): string | undefined {
+    const { state, last_error: error, behind_since: since } = this.current;
+    if (state !== 'waiting' && state !== 'failed' && !(state === 'running' && error !== undefined)) return undefined;
+    const behind = since ? ` for ${formatDuration(Date.now() - Date.parse(since))}` : '';
+    return `upload to ${this.settings.remote} has been failing${behind}${state === 'failed' ? ' and gave up until the next publish or restart' : ''}: ${error ?? 'unknown error'}`;
+  }
+
   /** Asks for an upload; several requests while one runs collapse into one more run. */
   request(): void {
     if (this.stopped) return;
     this.current.pending = true;
+    this.current.behind_since ??= new Date().toISOString();
     this.running ??= this.loop().finally(() => {
       this.running = undefined;
     });
@@ -98,8 +131,9 @@ export class Uploader {
       this.current.state = 'running';
       this.current.attempts++;
       try {
-        await this.exclusive(() => this.once());
+        await this.once();
         this.current = { state: 'idle', attempts: 0, pending: this.current.pending, last_success: new Date().toISOString() };
+        if (this.current.pending) this.current.behind_since = this.current.last_success;
         this.log.info('upload complete', { remote: this.settings.remote });
         return;
       } catch (error) {
@@ -132,35 +166,79 @@ export class Uploader {
     }
   }
 
+  /** One attempt, bounded by the attempt timeout as a whole. */
   private async once(): Promise<void> {
-    const { repoDir, remote, timeoutMs, abort } = this.settings;
-    await this.guard();
-    const rclone = (what: string, args: string[]): Promise<string> => runStep(what, 'rclone', args, { timeoutMs, abort });
-    const noTemp = ['--exclude', '*.tmp-*', '--exclude', '*.tmp-*/**'];
-    await rclone('rclone copy (packages, keys, site)', ['copy', repoDir, remote, ...noTemp, '--exclude', '/index/**', '--exclude', '/repo.json', '--exclude', '/repo.json.sig']);
-    await rclone('rclone copy (indexes)', ['copy', join(repoDir, 'index'), remotePath(remote, 'index'), ...noTemp]);
-    await rclone('rclone copy (descriptor)', ['copy', repoDir, remote, '--include', '/repo.json', '--include', '/repo.json.sig']);
+    const { repoDir, workDir, remote, timeoutMs, abort } = this.settings;
+    const deadline = AbortSignal.timeout(timeoutMs);
+    const signal = AbortSignal.any([abort, deadline]);
+    const snapshotDir = join(workDir, 'snapshot');
+    await this.exclusive(() => takeSnapshot(repoDir, snapshotDir));
+    const outgoing = await readSnapshot(snapshotDir);
+    const rclone = new Rclone({ remote, timeoutMs, abort: signal });
+    try {
+      await this.send(outgoing, rclone);
+    } catch (error) {
+      if (deadline.aborted && !abort.aborted) throw new Error(`upload attempt timed out after ${formatDuration(timeoutMs)} ([upload].timeout)`);
+      throw error;
+    }
   }
 
-  /** Refuses to overwrite a remote that is ahead of us. */
-  private async guard(): Promise<void> {
-    const local = indexVersionOf(await readFile(join(this.settings.repoDir, 'index', 'archive.json'), 'utf8')) ?? 0;
-    const result = await execa('rclone', ['cat', remotePath(this.settings.remote, 'index/archive.json')], {
-      reject: false,
-      timeout: this.settings.timeoutMs,
-      cancelSignal: this.settings.abort,
-    });
-    if (result.exitCode !== 0) {
-      // rclone exits 3 (directory not found) or 4 (file not found) for an empty remote.
-      if (result.exitCode === 3 || result.exitCode === 4 || /not found/i.test(result.stderr)) return;
-      throw new Error(`rclone cat ${remotePath(this.settings.remote, 'index/archive.json')}: ${result.stderr.trim().split('\n').pop() ?? `exit status ${result.exitCode}`}`);
+  private async send(outgoing: OutgoingState, rclone: Rclone): Promise<void> {
+    const { repoDir, workDir } = this.settings;
+    const remoteFiles = await rclone.listFiles();
+    const remoteArchive = remoteFiles.has(ARCHIVE) ? await rclone.read(ARCHIVE) : undefined;
+    const published = this.remotePublished(outgoing, rclone, remoteArchive);
+    const fresh = outgoing.packages.filter((p) => !published.has(p.path) || !remoteFiles.has(p.path));
+    if (fresh.length > 0) {
+      await checkPackages(repoDir, fresh);
+      const listed = new Set<string>();
+      for (const p of fresh) for (const path of [p.path, ...(await sidecarsOf(repoDir, p))]) listed.add(path);
+      const list = join(workDir, 'packages.list');
+      await writeFile(list, `${[...listed].join('\n')}\n`);
+      await rclone.copyListed(`rclone copy (${fresh.length} package(s) and their sidecars)`, repoDir, list);
     }
-    const remoteVersion = indexVersionOf(result.stdout);
-    if (remoteVersion !== undefined && remoteVersion > local) {
-      throw new Error(
-        `the remote's index_version ${remoteVersion} is newer than the local ${local}; refusing to overwrite it ` +
+    if (outgoing.siteAndKeys.length > 0) {
+      const list = join(workDir, 'site.list');
+      await writeFile(list, `${outgoing.siteAndKeys.join('\n')}\n`);
+      await rclone.copyListed('rclone copy (keys and site)', outgoing.dir, list);
+    }
+    for (const doc of SIGNED_DOCUMENTS) {
+      // Data goes before its signature, so a remote signature equal to ours means the data arrived
+      // too; the archive, read anyway, is also compared byte for byte (a hand-edited remote copy).
+      const signed = remoteFiles.has(doc) && remoteFiles.has(`${doc}.sig`) && (await rclone.read(`${doc}.sig`)) === (await readFile(join(outgoing.dir, `${doc}.sig`), 'utf8'));
+      if (signed && (doc !== ARCHIVE || remoteArchive === (await readFile(join(outgoing.dir, doc), 'utf8')))) continue;
+      await rclone.replace(join(outgoing.dir, doc), doc);
+      await rclone.replace(join(outgoing.dir, `${doc}.sig`), `${doc}.sig`);
+    }
+  }
+
+  /** The rollback guard, then the state paths the remote's archive index lists (its published packages). */
+  private remotePublished(outgoing: OutgoingState, rclone: Rclone, remoteArchive: string | undefined): Set<string> {
+    if (remoteArchive === undefined) return new Set();
+    let parsed;
+    try {
+      parsed = RemoteArchive.safeParse(JSON.parse(remoteArchive));
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed?.success) {
+      throw new UploadRefused(
+        `the remote's ${ARCHIVE} (${rclone.path(ARCHIVE)}) is not a readable index, so the rollback guard cannot compare versions; ` +
+          'refusing to overwrite it — inspect the remote, and remove or restore that file by hand',
+      );
+    }
+    const remoteVersion = parsed.data.index_version;
+    if (remoteVersion > outgoing.indexVersion) {
+      throw new UploadRefused(
+        `the remote's index_version ${remoteVersion} is newer than the local ${outgoing.indexVersion}; refusing to overwrite it ` +
           '(was state_dir lost or restored from an old backup? restore it, or publish past the remote first)',
       );
     }
+    const published = new Set<string>();
+    for (const p of parsed.data.packages) {
+      const path = statePathOf(p.url);
+      if (path !== undefined) published.add(path);
+    }
+    return published;
   }
 }
