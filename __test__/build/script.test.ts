@@ -40,7 +40,8 @@ async function extract(t: ExecutionContext, packagePath: string): Promise<string
   return dir;
 }
 
-test('build.sh sees exactly the documented environment, cwd, stdin and $0', async (t) => {
+for (const sandbox of ['auto', 'off'] as const) {
+test(`build.sh sees exactly the documented environment, cwd, stdin and $0 (--sandbox ${sandbox})`, async (t) => {
   const recipe = await makeRecipe(t, simpleRecipe({
     script: [
       'd="$DESTDIR/usr/share/demo"; mkdir -p "$d"',
@@ -52,7 +53,7 @@ test('build.sh sees exactly the documented environment, cwd, stdin and $0', asyn
       'cp "$SOURCE_DIR/input.txt" "$d/"',
     ].join('\n'),
   }));
-  const { args, out, source } = await buildFlags(t, recipe, ['--build-env', 'ZED=last', '--build-env', 'ALPHA=a=b']);
+  const { args, out, source } = await buildFlags(t, recipe, ['--build-env', 'ZED=last', '--build-env', 'ALPHA=a=b', '--sandbox', sandbox]);
   const result = await runTool('peipkg-build', args, { env: { PATH: process.env.PATH ?? '' } });
   t.is(result.exitCode, 0, result.stderr);
   t.is(result.stdout, `${join(out, 'demo_2:1.0~rc1-3_noarch.peipkg')}\n`, 'the script\'s stdout does not reach ours');
@@ -60,21 +61,27 @@ test('build.sh sees exactly the documented environment, cwd, stdin and $0', asyn
   const d = join(await extract(t, join(out, 'demo_2:1.0~rc1-3_noarch.peipkg')), 'usr/share/demo');
   const env = (await readFile(join(d, 'env'), 'utf8')).trim().split('\n');
   const names = env.map((line) => line.slice(0, line.indexOf('=')));
-  t.deepEqual(names, ['ALPHA', 'DESTDIR', 'LC_ALL', 'PATH', 'SOURCE_DATE_EPOCH', 'SOURCE_DIR', 'TZ', 'ZED']);
+  // The sandbox adds HOME, a private writable directory (programs such as git and go want one).
+  const home = sandbox === 'auto' ? ['HOME'] : [];
+  t.deepEqual(names, ['ALPHA', 'DESTDIR', ...home, 'LC_ALL', 'PATH', 'SOURCE_DATE_EPOCH', 'SOURCE_DIR', 'TZ', 'ZED']);
   t.true(env.includes('ALPHA=a=b'), 'the value keeps everything after the first =');
   t.true(env.includes('SOURCE_DATE_EPOCH=1778068800'));
   t.true(env.includes('LC_ALL=C') && env.includes('TZ=UTC'));
   t.true(env.includes(`PATH=${process.env.PATH ?? ''}`));
   const cwd = (await readFile(join(d, 'cwd'), 'utf8')).trim();
-  t.regex(cwd, /\/peipkg-build-[^/]+\/work$/);
+  if (sandbox === 'auto') {
+    t.is(cwd, '/build/work');
+    t.true(env.includes('SOURCE_DIR=/build/source') && env.includes('DESTDIR=/build/destdir') && env.includes('HOME=/build/home'));
+  } else t.regex(cwd, /\/peipkg-build-[^/]+\/work$/);
   t.is(await readFile(join(d, 'cwd-listing'), 'utf8'), '', 'the work directory starts empty');
   t.is(await readFile(join(d, 'stdin'), 'utf8'), '', 'stdin is empty');
   t.regex((await readFile(join(d, 'argv0'), 'utf8')).trim(), /^\/.*\/build\.sh$/);
   t.is((await readFile(join(d, 'argc'), 'utf8')).trim(), '0');
   t.is(await readFile(join(d, 'input.txt'), 'utf8'), 'source file\n');
   const sourceLine = env.find((l) => l.startsWith('SOURCE_DIR='));
-  if (!asRoot) t.is(sourceLine, `SOURCE_DIR=${source}`);
+  if (!asRoot && sandbox === 'off') t.is(sourceLine, `SOURCE_DIR=${source}`);
 });
+}
 
 test('build.sh runs with sh, ignoring its shebang', async (t) => {
   const recipe = await makeRecipe(t, {
@@ -103,7 +110,7 @@ test('a build.sh that outlives --timeout is stopped with its whole process group
   await t.throwsAsync(readFile(out));
 });
 
-(asRoot ? test : test.skip)('as root, build.sh runs unprivileged and cannot open the signing key named on our command line', async (t) => {
+(asRoot ? test : test.skip)('as root without the sandbox, build.sh runs unprivileged and cannot open the signing key named on our command line', async (t) => {
   const key = await privateTestKey(t);
   await chmod(join(key, '..'), 0o755); // only the key file's own mode protects it
   const recipe = await makeRecipe(t, simpleRecipe({
@@ -116,13 +123,31 @@ test('a build.sh that outlives --timeout is stopped with its whole process group
       'if cat "$key" > "$d/stolen" 2>/dev/null; then echo opened > "$d/result"; else echo denied > "$d/result"; rm -f "$d/stolen"; fi',
     ].join('\n'),
   }));
-  const { args, out } = await buildFlags(t, recipe, ['--sign-key', key]);
+  const { args, out } = await buildFlags(t, recipe, ['--sign-key', key, '--sandbox', 'off']);
   const result = await runTool('peipkg-build', args);
   t.is(result.exitCode, 0, result.stderr);
   const dir = await extract(t, join(out, 'demo_2:1.0~rc1-3_noarch.peipkg'));
   t.is((await readFile(join(dir, 'usr/share/demo/key-path'), 'utf8')).trim(), key, 'the script did find the key path');
   t.is((await readFile(join(dir, 'usr/share/demo/result'), 'utf8')).trim(), 'denied');
   t.not((await readFile(join(dir, 'usr/share/demo/uid'), 'utf8')).trim(), '0');
+});
+
+test('in the sandbox, build.sh sees neither peipkg-build\'s command line nor the signing key file, even one it could read', async (t) => {
+  const key = await privateTestKey(t);
+  await chmod(join(key, '..'), 0o755);
+  const recipe = await makeRecipe(t, simpleRecipe({
+    script: [
+      'd="$DESTDIR/usr/share/demo"; mkdir -p "$d"',
+      'cat /proc/*/cmdline 2>/dev/null | tr "\\0" "\\n" | grep -c -x -e "--sign-ke[y]" > "$d/found" || true',
+      'if [ -e "$KEY" ]; then echo visible > "$d/result"; else echo absent > "$d/result"; fi',
+    ].join('\n'),
+  }));
+  const { args, out } = await buildFlags(t, recipe, ['--sign-key', key, '--build-env', `KEY=${key}`]);
+  const result = await runTool('peipkg-build', args);
+  t.is(result.exitCode, 0, result.stderr);
+  const dir = await extract(t, join(out, 'demo_2:1.0~rc1-3_noarch.peipkg'));
+  t.is((await readFile(join(dir, 'usr/share/demo/found'), 'utf8')).trim(), '0', 'no process in its view names the key');
+  t.is((await readFile(join(dir, 'usr/share/demo/result'), 'utf8')).trim(), 'absent');
 });
 
 (asRoot ? test : test.skip)('as root, a signing key readable by others is refused before anything runs', async (t) => {

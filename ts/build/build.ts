@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 
 import { InputError } from '../errors.js';
+import { executableOnPath } from '../fs.js';
 import { manifestProblems, manifestWarnings } from '../format/manifest.js';
 import { packageFileName } from '../format/names.js';
 import { timestampSeconds } from '../format/timestamp.js';
@@ -22,7 +23,8 @@ import { packageEntries, payloadOf, stanzaManifest, type BuildInfo } from './ass
 import { OutputBatch } from './output.js';
 import { partition, payloadProblems, PartitionError } from './partition.js';
 import { loadRecipe, type Recipe } from './recipe.js';
-import { runBuildScript, type BuildUser } from './script.js';
+import { INSIDE, sandboxCommand, sandboxDirs, type SandboxGrants, type SandboxMode } from './sandbox.js';
+import { runBuildScript, SandboxUnavailableError, type BuildUser, type ScriptRun } from './script.js';
 import { walkStaged, type StagedEntry } from './stage.js';
 import { chownTree, privateCopy } from './user.js';
 import type { ZstdSettings } from './compression.js';
@@ -43,7 +45,16 @@ export interface BuildRequest {
   timeoutMs: number | undefined;
   /** Set when running as root: build.sh runs as this user. */
   user: BuildUser | undefined;
+  sandbox: SandboxRequest;
   warn: (message: string) => void;
+}
+
+/** How build.sh is isolated (sandbox.ts), and what the caller grants it. */
+export interface SandboxRequest {
+  mode: SandboxMode;
+  grants: SandboxGrants;
+  /** Host paths the script must not see where they lie in the trees the sandbox shows (key files). */
+  hide: readonly string[];
 }
 
 export interface BuiltPackage {
@@ -118,6 +129,65 @@ function foreignEntries(staged: readonly StagedEntry[], user: BuildUser | undefi
   return staged.filter((e) => e.uid !== user.uid).map((e) => e.path);
 }
 
+/** A directory to lay over `/build/source`; anything else (the contract lets it be missing) gives an empty one. */
+async function sourceDirectory(path: string): Promise<string | undefined> {
+  return (await stat(path).catch(() => undefined))?.isDirectory() ? path : undefined;
+}
+
+/**
+ * Runs build.sh in the sandbox. Resolves false when the sandbox cannot stand up on this host (the
+ * script never ran) and the mode allows the fallback, after saying so; `require` throws instead.
+ */
+async function runSandboxed(request: BuildRequest, recipe: Recipe, scratch: string, run: ScriptRun): Promise<boolean> {
+  const bwrap = await executableOnPath('bwrap');
+  let reason = 'bubblewrap is not installed (Debian: apt-get install bubblewrap)';
+  if (bwrap) {
+    const user = request.user;
+    if (user) for (const dir of [run.destDir, run.workDir]) await lchown(dir, user.uid, user.gid);
+    // As root the script reads a copy it owns: the recipe's own files may be private to root.
+    const recipeDir = user ? join(scratch, 'recipe') : recipe.dir;
+    if (user) await privateCopy(recipe.dir, recipeDir, user);
+    const command = await sandboxCommand({
+      bwrap,
+      rootless: user === undefined,
+      source: await sourceDirectory(run.sourceDir),
+      destDir: run.destDir,
+      workDir: run.workDir,
+      ...(await sandboxDirs(scratch, user)),
+      recipeDir,
+      script: relative(recipe.dir, recipe.buildScript),
+      user,
+      grants: request.sandbox.grants,
+      hide: request.sandbox.hide,
+    });
+    try {
+      await runBuildScript({
+        ...run,
+        sourceDir: INSIDE.source,
+        destDir: INSIDE.destDir,
+        workDir: INSIDE.work,
+        sandbox: { command, home: INSIDE.home, network: request.sandbox.grants.network },
+      });
+      return true;
+    } catch (error) {
+      if (!(error instanceof SandboxUnavailableError)) throw error;
+      reason = `namespaces are not available here (${error.message})`;
+    }
+  }
+  if (request.sandbox.mode === 'require') throw new InputError(`the build sandbox is required (--sandbox require), but ${reason}`);
+  request.warn(`the build sandbox is not available: ${reason}; build.sh runs without it, ${request.user ? `as ${request.user.name}` : 'as you'}, seeing the whole host (--sandbox require refuses instead)`);
+  return false;
+}
+
+/** Today's isolation where there is no sandbox: as root, the build user on trees it owns. */
+async function runUnsandboxed(request: BuildRequest, recipe: Recipe, scratch: string, run: ScriptRun): Promise<void> {
+  if (request.user) {
+    await checkReachable(scratch, request.user);
+    await chownTree(scratch, request.user);
+  }
+  await runBuildScript({ ...run, sourceDir: await sourceFor(request, scratch), script: await scriptFor(recipe, request.user, scratch) });
+}
+
 async function hashClaimed(destDir: string, claims: readonly StagedEntry[][]): Promise<Map<string, FileDigest>> {
   const files = claims.flat().filter((e) => e.kind === 'file').map((e) => e.path);
   const results = await sha256Files(files.map((p) => join(destDir, p)));
@@ -160,26 +230,21 @@ export async function runBuild(request: BuildRequest): Promise<BuiltPackage[]> {
     const workDir = join(scratch, 'work');
     await mkdir(destDir, { mode: 0o755 });
     await mkdir(workDir, { mode: 0o755 });
-    if (request.user) {
-      await checkReachable(scratch, request.user);
-      await chownTree(scratch, request.user);
-    }
-    const sourceDir = await sourceFor(request, scratch);
-    const script = await scriptFor(recipe, request.user, scratch);
-
+    const run: ScriptRun = {
+      script: recipe.buildScript,
+      sourceDir: resolve(request.sourceDir),
+      destDir,
+      workDir,
+      epochSeconds: timestampSeconds(request.timestamp),
+      buildEnv: request.buildEnv,
+      user: request.user,
+      timeoutMs: request.timeoutMs,
+      signal: abort.signal,
+    };
     scriptRunning = true;
     try {
-      await runBuildScript({
-        script,
-        sourceDir,
-        destDir,
-        workDir,
-        epochSeconds: timestampSeconds(request.timestamp),
-        buildEnv: request.buildEnv,
-        user: request.user,
-        timeoutMs: request.timeoutMs,
-        signal: abort.signal,
-      });
+      const sandboxed = request.sandbox.mode !== 'off' && (await runSandboxed(request, recipe, scratch, run));
+      if (!sandboxed) await runUnsandboxed(request, recipe, scratch, run);
     } finally {
       scriptRunning = false;
     }

@@ -4,10 +4,12 @@
  * module that does the work.
  */
 
+import { isAbsolute, resolve } from 'node:path';
+
 import type { Argv } from 'yargs';
 
 import { REQUIRED_FLAGS, runTool, valueOption, warnAs } from '../cli.js';
-import { InputError } from '../errors.js';
+import { InputError, UsageError } from '../errors.js';
 import { signElf, type SigningKey } from '../native.js';
 import {
   booleanFlag,
@@ -21,11 +23,12 @@ import {
   signingKeyFlag,
   timestampFlag,
 } from '../flags.js';
-import { runBuild, type BuiltPackage } from './build.js';
+import { runBuild, type BuiltPackage, type SandboxRequest } from './build.js';
 import { DEFAULT_ZSTD, zstdLevelProblem, type ZstdSettings } from './compression.js';
 import { checkRecipe } from './check.js';
 import { describeSignature, inspectPackages } from './inspect.js';
 import { runPack } from './pack.js';
+import { checkGrantPath, SANDBOX_MODES, type SandboxMode } from './sandbox.js';
 import { ENV_NAME, RESERVED_ENV, type BuildUser } from './script.js';
 import { DEFAULT_BUILD_USER, lookupBuildUser, runningAsRoot } from './user.js';
 
@@ -64,6 +67,20 @@ async function binarySignKeys(args: FlagBag, user: BuildUser | undefined): Promi
   return keys;
 }
 
+/** `--sandbox`, `--network`, `--bind`, `--ro-bind`, `--hide`; key files are hidden from the script too. */
+async function sandboxRequest(args: FlagBag, keyPaths: readonly string[]): Promise<SandboxRequest> {
+  const mode = optionalFlag(args, 'sandbox') ?? 'auto';
+  if (!(SANDBOX_MODES as readonly string[]).includes(mode)) throw new UsageError(`--sandbox "${mode}": want one of ${SANDBOX_MODES.join(', ')}`);
+  const binds = [
+    ...listFlag(args, 'bind').map((path) => ({ path, writable: true })),
+    ...listFlag(args, 'ro-bind').map((path) => ({ path, writable: false })),
+  ];
+  for (const bind of binds) await checkGrantPath(bind.path, bind.writable ? '--bind' : '--ro-bind');
+  const hide = listFlag(args, 'hide');
+  for (const path of hide) if (!isAbsolute(path)) throw new UsageError(`--hide ${path}: must be an absolute path`);
+  return { mode: mode as SandboxMode, grants: { network: booleanFlag(args, 'network'), binds }, hide: [...hide, ...keyPaths.map((p) => resolve(p))] };
+}
+
 async function buildCommand(args: FlagBag): Promise<void> {
   const zstd = zstdSettings(args);
   const env = buildEnv(args);
@@ -90,6 +107,7 @@ async function buildCommand(args: FlagBag): Promise<void> {
     zstd,
     timeoutMs,
     user,
+    sandbox: await sandboxRequest(args, [...(keyPath === undefined ? [] : [keyPath]), ...nameValueFlag(args, 'binary-sign-key', 'PATH').values()]),
     warn,
   });
   printPackages(packages, booleanFlag(args, 'json'));
@@ -177,6 +195,11 @@ export function declareCommands(parser: Argv): Argv {
           .option('timeout', valueOption('stop build.sh after this long, e.g. 2h (default: no limit)'))
           .option('binary-sign-key', valueOption('NAME=PATH: a key for the recipe\'s [[sign]] stanzas (repeatable)'))
           .option('build-user', valueOption(`when run as root, the user build.sh runs as (default ${DEFAULT_BUILD_USER})`))
+          .option('sandbox', valueOption('auto (default): run build.sh in the bubblewrap sandbox where the host allows it; require: refuse to build without it; off: no sandbox'))
+          .option('network', { type: 'boolean', describe: 'let build.sh reach the network (it has loopback only otherwise)' })
+          .option('bind', valueOption('PATH: a host directory build.sh may write, at the same path (repeatable), e.g. a cache'))
+          .option('ro-bind', valueOption('PATH: a host path build.sh may read, at the same path (repeatable), e.g. a tool\'s socket'))
+          .option('hide', valueOption('PATH: a host path build.sh must not see, where it lies in /usr or /etc (repeatable)'))
           .option('json', { type: 'boolean', describe: 'print a JSON summary instead of one path per line' })
           .group(['recipe', 'source', 'version', 'source-ref', 'farm-id', 'timestamp', 'out'], REQUIRED_FLAGS)
           .example('$0 build --recipe hello/peipkg.toml --source src --version 1.0-1 --source-ref git+https://x#refs/tags/v1.0 --farm-id farm-1 --timestamp 2026-05-06T12:00:00Z --out out --sign-key farm.ed25519', ''),
