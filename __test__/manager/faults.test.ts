@@ -11,9 +11,9 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 
 import test, { type ExecutionContext } from 'ava';
 import { execa } from 'execa';
@@ -35,12 +35,19 @@ function scriptWith(prelude: string): string {
   return EXAMPLE_BUILD_SH.replace('set -eu\n', () => `set -eu\n${prelude}\n`);
 }
 
-/** A directory the build user (build.sh runs as `peipkg-build`) can write to: the test's mailbox. */
-async function mailbox(t: ExecutionContext): Promise<string> {
+/**
+ * A directory the build user (build.sh runs as `peipkg-build`) can write to: the test's mailbox.
+ * With `farm`, the recipe is granted it (`[[grant]] bind`): build.sh sees nothing else of the host.
+ */
+async function mailbox(t: ExecutionContext, farm?: Farm): Promise<string> {
   const dir = await tempDir(t, 'peipkg-faults-box-');
   await chmod(dir, 0o777);
+  if (farm) await appendFile(farm.configPath, `\n[[grant]]\nrecipe = "hello-peios"\nbind = [${JSON.stringify(dir)}]\n`);
   return dir;
 }
+
+/** The line build.sh appends to the mailbox's `started`: its pid, and its PID namespace (the sandbox's). */
+const reportStart = (box: string): string => `echo "$$ $(readlink /proc/$$/ns/pid)" >> ${box}/started`;
 
 const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
 
@@ -113,16 +120,26 @@ const alive = (pid: number): boolean => {
 };
 
 /** Waits for build.sh to write its pid (first line of `<box>/started`) and returns it. */
+/** The host pid of the first build script that reported its start (see `reportStart`). */
 async function startedScript(box: string): Promise<number> {
   const file = join(box, 'started');
   await waitFor(async () => (await readFile(file, 'utf8').catch(() => '')).includes('\n'), 60_000, 'the build script to start');
-  return Number((await readFile(file, 'utf8')).split('\n')[0]);
+  const [pid, namespace] = (await readFile(file, 'utf8')).split('\n')[0]!.split(' ');
+  // In the sandbox, $$ is the script's pid in its own PID namespace: find the same process as the host numbers it.
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const [link, status] = await Promise.all([readlink(`/proc/${entry}/ns/pid`).catch(() => ''), readFile(`/proc/${entry}/status`, 'utf8').catch(() => '')]);
+    if (link === namespace && /^NSpid:.*\s(\d+)$/m.exec(status)?.[1] === pid) return Number(entry);
+  }
+  throw new Error(`no process ${pid} in ${namespace}`);
 }
 
-/** The peipkg-build scratch directory of a running build script (`sh <scratch>/recipe/build.sh`). */
-async function scratchOf(scriptPid: number): Promise<string> {
-  const argv = (await readFile(`/proc/${scriptPid}/cmdline`, 'utf8')).split('\0');
-  return dirname(dirname(argv[1] ?? '/'));
+/** The scratch directory of the one running peipkg-build (its TMPDIR is state_dir/tmp). */
+async function scratchOf(farm: Farm): Promise<string> {
+  const tmp = join(farm.stateDir, 'tmp');
+  const scratch = (await readdir(tmp)).filter((name) => name.startsWith('peipkg-build-'));
+  if (scratch.length !== 1) throw new Error(`expected one peipkg-build scratch directory in ${tmp}, found ${JSON.stringify(scratch)}`);
+  return join(tmp, scratch[0]!);
 }
 
 /**
@@ -304,21 +321,21 @@ test.serial('after SIGKILL mid-build, the build dies with the manager, and a res
   await upstream.tag('v1.1.0');
   const farm = await makeFarm(t);
   t.teardown(() => stopLeftovers(farm.root));
-  const box = await mailbox(t);
+  const box = await mailbox(t, farm);
   const slow = join(box, 'slow');
   await writeFile(slow, '');
   const nap = `${50 + Math.random()}`.slice(0, 8); // a sleep this test can recognise
   // Only builds that start while the `slow` marker exists take long: the first one.
   await writeRecipe(farm.recipesDir, {
     git: upstream.dir,
-    script: scriptWith(`echo "$$" >> ${box}/started\nif [ -e ${slow} ]; then sleep ${nap}; fi`),
+    script: scriptWith(`${reportStart(box)}\nif [ -e ${slow} ]; then sleep ${nap}; fi`),
   });
 
   const daemon = startDaemon(t, farm.configPath);
   const scriptPid = await startedScript(box);
   const running = (await buildRecords(farm)).filter((b) => b.state === 'running');
   t.deepEqual(running.map((b) => b.id), ['hello-peios-1.0.0-1-1']);
-  const scratch = await scratchOf(scriptPid);
+  const scratch = await scratchOf(farm);
   t.true(scratch.startsWith(join(farm.stateDir, 'tmp')), `peipkg-build's scratch ${scratch} lives under state_dir/tmp`);
   const builders = (await processesWith(farm.stateDir)).filter((p) => p.cmdline.includes('peipkg-build'));
   t.true(builders.length >= 1, 'peipkg-build was running');
@@ -421,11 +438,13 @@ test.serial('hostile tag names never reach a path or a shell, and a normal tag b
 // ---------------------------------------------------------------------------------------------
 // 5. build.sh hunting for the signing key
 
-test.serial('a build.sh that finds the key path on its parent\'s command line cannot open it, and the build succeeds', async (t) => {
+for (const sandbox of ['auto', 'off'] as const) {
+test.serial(`a build.sh hunting for the key path on its parents' command lines cannot open the key, and the build succeeds ([build] sandbox = "${sandbox}")`, async (t) => {
   t.timeout(60_000);
   const upstream = await makeUpstream(t);
   await upstream.tag('v1.0.0');
   const farm = await makeFarm(t);
+  if (sandbox === 'off') await patchConfig(farm, '[signing]', '[build]\nsandbox = "off"\n\n[signing]');
   const probe = String.raw`
 report="$DESTDIR/usr/share/doc/hello-peios/key-probe.txt"
 mkdir -p "$(dirname "$report")"
@@ -464,13 +483,16 @@ cat "$report" >&2
   t.is(lines[0], `uid ${(await execa('id', ['-u', 'peipkg-build'])).stdout.trim()}`, 'build.sh ran as the build user');
   t.is(lines.at(-1), 'probe done');
   const refused = lines.filter((l) => l.startsWith('REFUSED '));
-  t.true(refused.length >= 1, report);
+  // In the sandbox the script's PID namespace holds only the sandbox: no parent names the key.
+  if (sandbox === 'auto') t.is(refused.length, 0, report);
+  else t.true(refused.length >= 1, report);
   for (const line of refused) {
     t.true(line.includes(` ${farm.keyFile}: `), line);
     t.regex(line, /Permission denied/);
   }
   t.false(lines.some((l) => l.startsWith('OPENED ')), report);
 });
+}
 
 // ---------------------------------------------------------------------------------------------
 // 6. SIGTERM during a build
@@ -480,8 +502,8 @@ test.serial('SIGTERM during a build drains: the build finishes and is published,
   const upstream = await makeUpstream(t);
   await upstream.tag('v1.0.0');
   const farm = await makeFarm(t);
-  const box = await mailbox(t);
-  await writeRecipe(farm.recipesDir, { git: upstream.dir, script: scriptWith(`echo "$$" > ${box}/started\nsleep 3`) });
+  const box = await mailbox(t, farm);
+  await writeRecipe(farm.recipesDir, { git: upstream.dir, script: scriptWith(`${reportStart(box)}\nsleep 3`) });
 
   const daemon = startDaemon(t, farm.configPath);
   await startedScript(box);
@@ -505,14 +527,14 @@ test.serial('SIGTERM with a short drain_timeout stops a long build, records it i
   await upstream.tag('v1.0.0');
   const farm = await makeFarm(t);
   await patchConfig(farm, 'drain_timeout = "30s"', 'drain_timeout = "2s"');
-  const box = await mailbox(t);
+  const box = await mailbox(t, farm);
   const nap = `${57 + Math.random()}`.slice(0, 8); // a sleep this test can recognise
-  await writeRecipe(farm.recipesDir, { git: upstream.dir, script: scriptWith(`echo "$$" > ${box}/started\nsleep ${nap}`) });
+  await writeRecipe(farm.recipesDir, { git: upstream.dir, script: scriptWith(`${reportStart(box)}\nsleep ${nap}`) });
 
   const daemon = startDaemon(t, farm.configPath);
   const scriptPid = await startedScript(box);
   t.true(scriptPid > 1 && alive(scriptPid), `build script pid ${scriptPid}`);
-  const scratch = await scratchOf(scriptPid);
+  const scratch = await scratchOf(farm);
   t.regex(scratch, /\/peipkg-build-[^/]+$/);
   daemon.child.kill('SIGTERM');
   const { exitCode, elapsedMs } = await exitWithin(daemon, 30_000);
@@ -573,12 +595,12 @@ test.serial('SIGTERM to --once mid-build cancels the sweep: the build is stopped
   await upstream.tag('v1.1.0');
   const farm = await makeFarm(t);
   t.teardown(() => stopLeftovers(farm.root));
-  const box = await mailbox(t);
-  await writeRecipe(farm.recipesDir, { git: upstream.dir, script: scriptWith(`echo "$$" >> ${box}/started\nsleep 40`) });
+  const box = await mailbox(t, farm);
+  await writeRecipe(farm.recipesDir, { git: upstream.dir, script: scriptWith(`${reportStart(box)}\nsleep 40`) });
 
   const once = startDaemon(t, farm.configPath, ['--once']);
   const scriptPid = await startedScript(box);
-  const scratch = await scratchOf(scriptPid);
+  const scratch = await scratchOf(farm);
   once.child.kill('SIGTERM');
   const { exitCode, elapsedMs } = await exitWithin(once, 30_000);
   const log = once.log();

@@ -10,7 +10,7 @@
 import { chmod, lchown, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 
 import { InputError } from '../errors.js';
 import { executableOnPath } from '../fs.js';
@@ -26,7 +26,7 @@ import { loadRecipe, type Recipe } from './recipe.js';
 import { INSIDE, sandboxCommand, sandboxDirs, type SandboxGrants, type SandboxMode } from './sandbox.js';
 import { runBuildScript, SandboxUnavailableError, type BuildUser, type ScriptRun } from './script.js';
 import { walkStaged, type StagedEntry } from './stage.js';
-import { chownTree, privateCopy } from './user.js';
+import { blockingParent, chownTree, privateCopy } from './user.js';
 import type { ZstdSettings } from './compression.js';
 
 export interface BuildRequest {
@@ -97,17 +97,14 @@ async function sourceFor(request: BuildRequest, scratch: string): Promise<string
   return copy;
 }
 
-/** build.sh, running as `user`, must be able to reach its scratch area through every parent directory. */
+/** build.sh, running as `user` without the sandbox, must be able to reach its scratch area through every parent directory. */
 async function checkReachable(scratch: string, user: BuildUser): Promise<void> {
-  for (let dir = dirname(scratch); ; dir = dirname(dir)) {
-    const info = await stat(dir);
-    if (info.uid !== user.uid && (info.mode & 0o001) === 0) {
-      throw new InputError(
-        `build.sh runs as ${user.name}, who cannot enter ${dir} (mode ${(info.mode & 0o777).toString(8)}); ` +
-          'point TMPDIR at a directory others can traverse, such as /tmp',
-      );
-    }
-    if (dir === dirname(dir)) return;
+  const blocked = await blockingParent(scratch, user);
+  if (blocked) {
+    throw new InputError(
+      `build.sh runs as ${user.name}, who cannot enter ${blocked.dir} (mode ${blocked.mode.toString(8)}); ` +
+        'point TMPDIR at a directory others can traverse, such as /tmp',
+    );
   }
 }
 

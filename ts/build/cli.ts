@@ -4,6 +4,7 @@
  * module that does the work.
  */
 
+import { tmpdir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 
 import type { Argv } from 'yargs';
@@ -28,7 +29,7 @@ import { DEFAULT_ZSTD, zstdLevelProblem, type ZstdSettings } from './compression
 import { checkRecipe } from './check.js';
 import { describeSignature, inspectPackages } from './inspect.js';
 import { runPack } from './pack.js';
-import { checkGrantPath, SANDBOX_MODES, type SandboxMode } from './sandbox.js';
+import { checkGrantPath, describeIsolation, detectIsolation, SANDBOX_MODES, type SandboxMode } from './sandbox.js';
 import { ENV_NAME, RESERVED_ENV, type BuildUser } from './script.js';
 import { DEFAULT_BUILD_USER, lookupBuildUser, runningAsRoot } from './user.js';
 
@@ -128,13 +129,22 @@ async function packCommand(args: FlagBag): Promise<void> {
   printPackages([built], booleanFlag(args, 'json'));
 }
 
+/** Which isolation `build` would give build.sh on this host, found by running the sandbox once. */
+async function hostIsolation(): Promise<{ sandbox: boolean; description: string }> {
+  const user = runningAsRoot() ? await lookupBuildUser(DEFAULT_BUILD_USER).catch(() => undefined) : undefined;
+  if (runningAsRoot() && !user) return { sandbox: false, description: `unknown: the build user ${DEFAULT_BUILD_USER} does not exist (see setup.sh)` };
+  const isolation = await detectIsolation('auto', user, tmpdir());
+  return { sandbox: isolation.kind === 'sandbox', description: describeIsolation(isolation, user) };
+}
+
 async function checkCommand(args: FlagBag): Promise<void> {
   const { recipe } = requireFlags(args, ['recipe']);
   const report = await checkRecipe({ recipePath: recipe, tags: listFlag(args, 'tags'), stagedDir: optionalFlag(args, 'staged') });
+  const isolation = await hostIsolation();
   if (booleanFlag(args, 'json')) {
-    process.stdout.write(`${JSON.stringify({ valid: report.problems.length === 0, ...report }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ valid: report.problems.length === 0, ...report, isolation }, null, 2)}\n`);
   } else {
-    const lines = [...report.summary, ...report.tags.map((t) => `  tag ${t.tag}${t.version ? ` → ${t.version}` : ''}: ${t.result}`)];
+    const lines = [...report.summary, ...report.tags.map((t) => `  tag ${t.tag}${t.version ? ` → ${t.version}` : ''}: ${t.result}`), `build isolation on this host: ${isolation.description}`];
     process.stdout.write(`${lines.join('\n')}\n`);
     for (const w of report.warnings) process.stderr.write(`${TOOL}: warning: ${w}\n`);
     if (report.problems.length === 0) process.stdout.write(`${recipe}: valid\n`);

@@ -176,12 +176,12 @@ let probed: Promise<Isolation> | undefined;
  * What isolation builds get here, found once per process by running the sandbox for real (an
  * overlay and a trivial command). `off` skips it; `require` turns unavailability into an error.
  */
-export async function detectIsolation(mode: SandboxMode, user: BuildUser | undefined, scratchParent: string): Promise<Isolation> {
+export async function detectIsolation(mode: SandboxMode, user: BuildUser | undefined, scratchParent: string, requiredBy = '--sandbox require'): Promise<Isolation> {
   if (mode === 'off') return { kind: 'off' };
   probed ??= probe(user, scratchParent);
   const isolation = await probed;
   if (isolation.kind === 'unsandboxed' && mode === 'require') {
-    throw new InputError(`the build sandbox is required (--sandbox require), but ${isolation.reason}`);
+    throw new InputError(`the build sandbox is required (${requiredBy}), but ${isolation.reason}`);
   }
   return isolation;
 }
@@ -236,7 +236,7 @@ export function describeIsolation(isolation: Isolation, user: BuildUser | undefi
     case 'unsandboxed':
       return `no sandbox: ${isolation.reason}; build scripts run ${user ? `as the build user ${user.name}` : 'as the invoking user'} with the whole host visible`;
     case 'off':
-      return `no sandbox (--sandbox off); build scripts run ${user ? `as the build user ${user.name}` : 'as the invoking user'} with the whole host visible`;
+      return `no sandbox (turned off); build scripts run ${user ? `as the build user ${user.name}` : 'as the invoking user'} with the whole host visible`;
   }
 }
 

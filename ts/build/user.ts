@@ -4,8 +4,8 @@
  */
 
 import { execFile } from 'node:child_process';
-import { chown, lstat, mkdir, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chown, lstat, mkdir, readdir, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 
 import { InputError } from '../errors.js';
 import type { BuildUser } from './script.js';
@@ -61,4 +61,13 @@ export async function privateCopy(from: string, to: string, user: BuildUser): Pr
   const copied = await run('cp', ['-a', '--reflink=auto', `${from}/.`, `${to}/`]);
   if (copied.exitCode !== 0) throw new InputError(`copy ${from} for the build user: ${copied.stderr.trim() || `cp exit status ${copied.exitCode ?? 'none'}`}`);
   await chownTree(to, user);
+}
+
+/** The first directory above `path` that `user` cannot traverse (not theirs, no execute bit for others), if any. */
+export async function blockingParent(path: string, user: BuildUser): Promise<{ dir: string; mode: number } | undefined> {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    const info = await stat(dir);
+    if (info.uid !== user.uid && (info.mode & 0o001) === 0) return { dir, mode: info.mode & 0o777 };
+    if (dir === dirname(dir)) return undefined;
+  }
 }

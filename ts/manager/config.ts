@@ -12,6 +12,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import { z } from 'zod';
 
 import { zstdLevelProblem } from '../build/compression.js';
+import { SANDBOX_MODES, type SandboxMode } from '../build/sandbox.js';
 import { ENV_NAME, RESERVED_ENV } from '../build/script.js';
 import { DEFAULT_BUILD_USER } from '../build/user.js';
 import { formatDuration, parseDuration } from '../duration.js';
@@ -36,6 +37,9 @@ export interface GrantConfig {
   recipe: string;
   injectPubkey: string[];
   sign: string[];
+  /** Sandbox grants: the network, and host paths bound at the same path. */
+  network: boolean;
+  binds: Array<{ path: string; writable: boolean }>;
 }
 
 export interface Config {
@@ -53,7 +57,7 @@ export interface Config {
   upload: { backend: 'none' | 'rclone'; remote: string; retries: number; retryBackoffMs: number; timeoutMs: number };
   http: { addr: ListenAddress | undefined; webhookSecretFile: string };
   poll: { defaultIntervalMs: number };
-  build: { concurrency: number; timeoutMs: number; cloneTimeoutMs: number; zstdLevel: number; user: string };
+  build: { concurrency: number; timeoutMs: number; cloneTimeoutMs: number; zstdLevel: number; user: string; sandbox: SandboxMode };
   signingKeys: SigningKeyConfig[];
   grants: GrantConfig[];
 }
@@ -138,6 +142,7 @@ const ConfigWire = z.strictObject({
           if (problem) ctx.addIssue({ code: 'custom', message: problem });
         }),
       user: str.min(1).default(DEFAULT_BUILD_USER),
+      sandbox: z.enum(SANDBOX_MODES, { error: (i) => `${JSON.stringify(i.input)} not recognised (want one of: ${SANDBOX_MODES.join(', ')})` }).default('auto'),
     })
     .prefault({}),
   signing_key: z
@@ -154,7 +159,17 @@ const ConfigWire = z.strictObject({
     )
     .default([]),
   grant: z
-    .array(z.strictObject({ recipe: str.min(1, 'is required'), inject_pubkey: z.array(str).default([]), sign: z.array(str).default([]) }))
+    .array(
+      z.strictObject({
+        recipe: str.min(1, 'is required'),
+        inject_pubkey: z.array(str).default([]),
+        sign: z.array(str).default([]),
+        // Sandbox grants (sandbox.ts): the farm decides them, never the recipe.
+        network: z.boolean().default(false),
+        bind: z.array(absolutePath).default([]),
+        ro_bind: z.array(absolutePath).default([]),
+      }),
+    )
     .default([]),
 });
 
@@ -239,9 +254,15 @@ export function parseConfig(text: string, path: string): Config {
     },
     http: { addr: w.http.addr === '' ? undefined : parseListenAddress(w.http.addr), webhookSecretFile: w.http.webhook_secret_file },
     poll: { defaultIntervalMs: w.poll.default_interval },
-    build: { concurrency: w.build.concurrency, timeoutMs: w.build.timeout, cloneTimeoutMs: w.build.clone_timeout, zstdLevel: w.build.zstd_level, user: w.build.user },
+    build: { concurrency: w.build.concurrency, timeoutMs: w.build.timeout, cloneTimeoutMs: w.build.clone_timeout, zstdLevel: w.build.zstd_level, user: w.build.user, sandbox: w.build.sandbox },
     signingKeys: w.signing_key.map((k) => ({ name: k.name, private: k.private, pubkeyEnv: k.pubkey_env })),
-    grants: w.grant.map((g) => ({ recipe: g.recipe, injectPubkey: g.inject_pubkey, sign: g.sign })),
+    grants: w.grant.map((g) => ({
+      recipe: g.recipe,
+      injectPubkey: g.inject_pubkey,
+      sign: g.sign,
+      network: g.network,
+      binds: [...g.bind.map((path) => ({ path, writable: true })), ...g.ro_bind.map((path) => ({ path, writable: false }))],
+    })),
   };
 }
 

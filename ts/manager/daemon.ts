@@ -8,7 +8,9 @@ import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { pathExists } from '../fs.js';
-import { lookupBuildUser, runningAsRoot } from '../build/user.js';
+import { describeIsolation, detectIsolation, type Isolation } from '../build/sandbox.js';
+import type { BuildUser } from '../build/script.js';
+import { blockingParent, lookupBuildUser, runningAsRoot } from '../build/user.js';
 import { InputError } from '../errors.js';
 import { signingKeyFlag } from '../flags.js';
 import { parentDeathSignalAvailable } from '../processGroup.js';
@@ -61,6 +63,30 @@ async function prepareStateDirs(stateDir: string, log: Logger): Promise<void> {
       await rm(join(dir, name), { recursive: true, force: true });
     }
   }
+}
+
+/**
+ * Which isolation builds get here, found once by running the sandbox (sandbox.ts). Without it, as
+ * root, build scripts run as the build user straight in the state directory, so every directory
+ * above it must let that user through: a start-up refusal with the fix, never a per-build `cd` failure.
+ */
+async function buildIsolation(config: Config, buildUser: BuildUser | undefined, log: Logger): Promise<Isolation> {
+  const dirs = stateDirs(config.manager.stateDir);
+  const isolation = await detectIsolation(config.build.sandbox, buildUser, dirs.tmp, '[build].sandbox = "require"');
+  const description = describeIsolation(isolation, buildUser);
+  if (isolation.kind === 'sandbox') log.info('build isolation', { isolation: description });
+  else log.warn('build isolation', { isolation: description });
+  if (isolation.kind === 'sandbox' || !buildUser) return isolation;
+  for (const dir of [dirs.sources, dirs.tmp]) {
+    const blocked = await blockingParent(join(dir, 'build'), buildUser);
+    if (!blocked) continue;
+    throw new InputError(
+      `[manager].state_dir ${config.manager.stateDir}: build scripts run here without the sandbox, as ${buildUser.name}, who cannot enter ` +
+        `${blocked.dir} (mode ${blocked.mode.toString(8)}); put state_dir where other users can traverse (such as /var/lib/peipkg), ` +
+        `or let builds use the sandbox (${isolation.kind === 'unsandboxed' ? isolation.reason : '[build].sandbox is "off"'})`,
+    );
+  }
+  return isolation;
 }
 
 /** `[http].webhook_secret_file`: required and non-empty once a recipe opts into webhooks (D-16). */
@@ -120,16 +146,17 @@ export async function runManager(options: ManagerOptions): Promise<number> {
     const buildUser = root ? await lookupBuildUser(config.build.user) : undefined;
     await signingKeyFlag(config.signing.keyFile, '[signing].key_file', true, buildUser?.uid);
     const grants = await loadGrants(config, buildUser);
-    if (!root) log.warn('not running as root: build scripts run as this user and could read the signing key; run as root for isolation');
     if (!parentDeathSignalAvailable()) log.warn('setpriv (util-linux) is missing: builds may keep running if the manager is killed outright');
     const roster = await loadRosterLogged(config, grants, log);
     await prepareStateDirs(config.manager.stateDir, log);
+    const isolation = await buildIsolation(config, buildUser, log);
+    if (!root && isolation.kind !== 'sandbox') log.warn('not running as root and without the sandbox: build scripts run as this user and could read the signing key');
     const secret = await webhookSecret(config, roster);
     log.info('peipkg-manager starting', { config: config.path, farm_id: config.manager.id, mode: options.once ? 'once' : 'daemon' });
     await ensureRepository(config, tools, log);
     const history = await History.open(config.manager.stateDir, config.manager.historyKeep);
     await history.removeOrphanLogs();
-    const farm = new Farm({ config, tools, log, history, buildUser, grantFlags: (recipe) => grants.flagsFor(recipe) });
+    const farm = new Farm({ config, tools, log, history, buildUser, isolation, grantFlags: (recipe) => grants.flagsFor(recipe) });
     farm.setRoster(roster);
     // A damaged repository is reported (and re-checked) rather than fatal: builds go on and are held.
     await farm.checkRepository();

@@ -8,6 +8,7 @@ import { readdir } from 'node:fs/promises';
 
 import type { Logger } from '../log.js';
 import type { BuildUser } from '../build/script.js';
+import { describeIsolation, type Isolation } from '../build/sandbox.js';
 import type { Config } from './config.js';
 import type { BuildRecord, History } from './history.js';
 import { normaliseRepoUrl } from './http.js';
@@ -46,7 +47,21 @@ export interface FarmDeps {
   log: Logger;
   history: History;
   buildUser: BuildUser | undefined;
+  /** What isolation build scripts get on this host (found at start-up). */
+  isolation: Isolation;
   grantFlags(recipe: string): string[];
+}
+
+/**
+ * peipkg-build's sandbox flags for every build: where the start-up probe found the sandbox, it is
+ * required (a build never quietly loses it); where it did not, builds go without it (said once, at
+ * start-up). Files that matter to the farm are hidden from scripts where the sandbox shows them.
+ */
+function sandboxFlags(config: Config, isolation: Isolation): string[] {
+  if (isolation.kind !== 'sandbox') return ['--sandbox', 'off'];
+  const secrets = [config.path, config.signing.keyFile, config.http.webhookSecretFile, config.manager.stateDir, config.manager.recipesDir];
+  for (const key of config.signingKeys) secrets.push(key.private);
+  return ['--sandbox', 'require', ...secrets.filter((p) => p !== '').flatMap((p) => ['--hide', p])];
 }
 
 export class Farm {
@@ -97,6 +112,8 @@ export class Farm {
       published: this.published,
       buildUser: deps.buildUser,
       grantFlags: (id) => deps.grantFlags(id),
+      sandboxFlags: sandboxFlags(config, deps.isolation),
+      sandboxed: deps.isolation.kind === 'sandbox',
       publishLock: exclusive,
       onPublished: () => this.uploader?.request(),
       repository: this.repository,
@@ -254,6 +271,7 @@ export class Farm {
       upload: this.uploader ? this.uploader.status() : { state: 'disabled', attempts: 0, pending: false },
       quarantine: quarantine.sort(),
       repository: this.repository.current() ? { state: 'damaged', ...this.repository.current() } : { state: 'ok' },
+      isolation: { sandbox: this.deps.isolation.kind === 'sandbox', description: describeIsolation(this.deps.isolation, this.deps.buildUser) },
       held: history.heldBuilds().map((b) => ({ build: b.id, recipe: b.recipe, version: b.version })),
     };
   }

@@ -1,10 +1,12 @@
 /**
- * Binary-signing keys and the grants that hand them to recipes (`recipes-and-farm.md` §7.7).
+ * Binary-signing keys and the grants that hand them to recipes (`recipes-and-farm.md` §7.7), and
+ * the sandbox grants (network, extra binds) of the same `[[grant]]` tables.
  * Recipes are public, so the farm decides which recipe may use which key: a recipe without a grant
  * gets no flags and its `[[sign]]` stanzas fail the build (fail closed). Every key is loaded at
  * start-up so that a bad key stops the daemon instead of failing builds one by one.
  */
 
+import { checkGrantPath } from '../build/sandbox.js';
 import type { BuildUser } from '../build/script.js';
 import { signingKeyFlag } from '../flags.js';
 import { signingKeyInfo } from '../native.js';
@@ -12,7 +14,7 @@ import type { Config } from './config.js';
 import type { RosterRecipe } from './roster.js';
 
 export interface Grants {
-  /** The extra `peipkg-build build` flags for a recipe: its `inject_pubkey` keys, then its `sign` keys (§7.7 order). */
+  /** The extra `peipkg-build build` flags for a recipe: its `inject_pubkey` keys, then its `sign` keys (§7.7 order), then its sandbox grants. */
   flagsFor(recipe: string): string[];
   /** Key names a recipe's `[[sign]]` stanzas use that no grant gives it. */
   ungrantedKeys(recipe: RosterRecipe): string[];
@@ -36,6 +38,12 @@ export async function loadGrants(config: Config, buildUser: BuildUser | undefine
     const out: string[] = [];
     for (const name of grant.injectPubkey) out.push('--build-env', `${keys.get(name)?.pubkeyEnv}=${publicHex.get(name)}`);
     for (const name of grant.sign) out.push('--binary-sign-key', `${name}=${keys.get(name)?.private}`);
+    if (grant.network) out.push('--network');
+    for (const bind of grant.binds) {
+      // A path missing now would fail every build of the recipe: refuse to start instead.
+      await checkGrantPath(bind.path, `[[grant]] ${grant.recipe}: ${bind.writable ? 'bind' : 'ro_bind'}`);
+      out.push(bind.writable ? '--bind' : '--ro-bind', bind.path);
+    }
     flags.set(grant.recipe, out);
     signable.set(grant.recipe, new Set(grant.sign));
   }

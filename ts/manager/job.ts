@@ -41,6 +41,10 @@ export interface JobContext {
   buildUser: BuildUser | undefined;
   /** Extra peipkg-build flags granted to a recipe (`[[grant]]`). */
   grantFlags(recipe: string): string[];
+  /** `--sandbox` and `--hide` flags for every build. */
+  sandboxFlags: string[];
+  /** Builds run in the sandbox, which gives the source to the build user itself (copy-on-write). */
+  sandboxed: boolean;
   /** Publishes run one at a time, whatever the build concurrency. */
   publishLock: <T>(work: () => Promise<T>) => Promise<T>;
   /** Called after every successful publish (uploads follow). */
@@ -95,7 +99,8 @@ async function fetch(ctx: JobContext, trigger: Trigger, sourceDir: string, log: 
   const [seconds, commit] = (await git('git log', ['-C', sourceDir, 'log', '-1', '--format=%ct %H', 'HEAD'], true)).trim().split(' ');
   const timestamp = formatTimestamp(new Date(Number(seconds) * 1000));
   await removeGitDirs(sourceDir);
-  if (ctx.buildUser) await chownTree(sourceDir, ctx.buildUser);
+  // Without the sandbox, build.sh (as the build user) needs a source it owns, or peipkg-build copies it.
+  if (ctx.buildUser && !ctx.sandboxed) await chownTree(sourceDir, ctx.buildUser);
   return { commit: commit ?? '', timestamp };
 }
 
@@ -148,6 +153,7 @@ export async function runJob(ctx: JobContext, trigger: Trigger, record: BuildRec
         '--zstd-level', String(config.build.zstdLevel),
         '--timeout', `${Math.round(config.build.timeoutMs / 1000)}s`,
         ...(ctx.buildUser ? ['--build-user', ctx.buildUser.name] : []),
+        ...ctx.sandboxFlags,
         ...ctx.grantFlags(trigger.recipe.id),
       ], { timeoutMs: config.build.timeoutMs + 60_000, log: buildLog, abort: ctx.abort, env: { TMPDIR: dirs.tmp } }),
     );
