@@ -168,9 +168,10 @@ files = ["usr/**"]
 EOF
 cat >"$RECIPE/build.sh" <<'EOF'
 #!/bin/sh
-# Hard-links the prepared tree into $DESTDIR, so the script itself costs next to nothing.
+# Copies the prepared tree into $DESTDIR. (It cannot hard-link: in the sandbox $SOURCE_DIR is a
+# copy-on-write overlay, another file system than $DESTDIR.)
 set -eu
-cp -al "$SOURCE_DIR/." "$DESTDIR/"
+cp -a "$SOURCE_DIR/." "$DESTDIR/"
 EOF
 printf '%s\n' '{"name":"bench-tree","version":"1.0-1","architecture":"x86_64","description":"Benchmark tree: system libraries and documentation.","license":"MIT","homepage":"https://peios.org","build":{"timestamp":"2026-05-06T12:00:00Z","farm_id":"bench","source_ref":"bench"}}' >"$WORK/manifest.json"
 
@@ -180,11 +181,36 @@ find "$SRC" -type f -print0 | xargs -0 -r cat >/dev/null
 # --- our build vs plain zstd ----------------------------------------------------------------------
 
 PKG="$WORK/out/bench-tree_1.0-1_x86_64.peipkg"
+# build [NAME SOURCE [FLAGS...]]: the whole `peipkg-build build` of the tree, sampled as NAME.
 build() {
+  local name=${1:-build} source=${2:-$SRC}
+  shift 2 || shift $#
   rm -rf "$WORK/out"
-  run_once build node "$CLI" build --recipe "$RECIPE/peipkg.toml" --source "$SRC" --version 1.0-1 \
-    --source-ref bench --farm-id bench --timestamp "$TIMESTAMP" --out "$WORK/out"
+  run_once "$name" node "$CLI" build --recipe "$RECIPE/peipkg.toml" --source "$source" --version 1.0-1 \
+    --source-ref bench --farm-id bench --timestamp "$TIMESTAMP" --out "$WORK/out" "$@"
 }
+
+# As root: the same tree owned by root, which build.sh (as $BUILD_USER) does not own. The sandbox
+# hands it over copy-on-write; without the sandbox it was a private copy.
+if ((AS_ROOT)); then
+  say "a root-owned copy of the tree"
+  SRC_ROOT="$WORK/src-root"
+  cp -a "$SRC" "$SRC_ROOT"
+  chown -R root:root "$SRC_ROOT"
+fi
+
+# The hello-noarch vector: a tiny build, where the sandbox's own cost shows.
+HELLO="$ROOT/__test__/fixtures/vectors/hello-noarch"
+HELLO_SRC="$WORK/hello-src"
+mkdir -p "$HELLO_SRC"
+tar -xf "$HELLO/staged.tar" -C "$HELLO_SRC"
+((AS_ROOT)) && chown -R "$BUILD_USER:$BUILD_USER" "$HELLO_SRC"
+hello() {
+  run_once "$1" node "$CLI" build --recipe "$HELLO/recipe/peipkg.toml" --source "$HELLO_SRC" --version 1.0-1 \
+    --source-ref bench --farm-id bench --timestamp "$TIMESTAMP" --out "$WORK/hello-$1" "${@:2}"
+  rm -rf "$WORK/hello-$1"
+}
+ISOLATION=$(node "$CLI" check --recipe "$HELLO/recipe/peipkg.toml" 2>/dev/null | sed -n 's/^build isolation on this host: //p')
 say "one untimed build, for our tar"
 build
 rm -f "$WORK/samples.build"
@@ -203,13 +229,21 @@ for ((round = 1; round <= RUNS; round++)); do
   say "round $round of $RUNS: start-up, build, pack, zstd, zstd with our parameters, Go reference"
   run_once startup node "$CLI" --help
   build
+  ((AS_ROOT)) && build build_root "$SRC_ROOT"
+  build build_off "$SRC" --sandbox off
+  for ((i = 0; i < 5; i++)); do
+    hello hello
+    hello hello_off --sandbox off
+  done
   run_once pack node "$CLI" pack --manifest "$WORK/manifest.json" --staged "$SRC" --out "$WORK/pack.peipkg"
   run_once zstd zstd -q -f -T0 "-$OUR_LEVEL" --no-check "$WORK/pkg.tar" -o "$WORK/plain.zst"
   run_once ov9 zstd -q -f -T0 "-$OUR_LEVEL" --no-check --zstd=ovlog=9 -B$((32 << 20)) "$WORK/pkg.tar" -o "$WORK/ov9.zst"
   IN="$WORK/pkg.tar" OUT="$WORK/ref.zst" run_once ref "$WORK/go-reference"
 done
 # startup → START_WALL, START_CPU, START_RSS; likewise for the others.
-for name in startup:START build:BUILD pack:PACK zstd:ZSTD ov9:OV9 ref:REF; do
+NAMES=(startup:START build:BUILD build_off:BUILD_OFF hello:HELLO hello_off:HELLO_OFF pack:PACK zstd:ZSTD ov9:OV9 ref:REF)
+((AS_ROOT)) && NAMES+=(build_root:BUILD_ROOT)
+for name in "${NAMES[@]}"; do
   summarize "${name%%:*}"
   printf -v "${name#*:}_WALL" %s "$WALL"
   printf -v "${name#*:}_CPU" %s "$CPU"
@@ -290,6 +324,15 @@ Time                                                wall s    cpu s   peak RSS M
   pack  / zstd -T0 -$OUR_LEVEL --no-check        $(ratio "$PACK_WALL" "$ZSTD_WALL")x   $(ratio "$PACK_CPU" "$ZSTD_CPU")x
   build / zstd ... ovlog=9 -B32M           $(ratio "$BUILD_WALL" "$OV9_WALL")x   $(ratio "$BUILD_CPU" "$OV9_CPU")x   (same zstd parameters as ours)
   build / Go reference compressor           $(ratio "$BUILD_WALL" "$REF_WALL")x   $(ratio "$BUILD_CPU" "$REF_CPU")x
+
+The sandbox (build isolation here: ${ISOLATION:-unknown})
+                                           wall s   ratio
+  build, source owned by $BUILD_USER          $(printf '%7s' "$BUILD_WALL")
+  build, source owned by root             $(printf '%7s' "${BUILD_ROOT_WALL:-n/a}")   $( ((AS_ROOT)) && ratio "$BUILD_ROOT_WALL" "$BUILD_WALL")x   (issue: at most 1.10x the line above; not root: n/a)
+  build, source owned by root / zstd ovlog=9 -B32M   $( ((AS_ROOT)) && ratio "$BUILD_ROOT_WALL" "$OV9_WALL" || ratio "$BUILD_WALL" "$OV9_WALL")x   (issue: at most 1.35x)
+  build --sandbox off                     $(printf '%7s' "$BUILD_OFF_WALL")   $(ratio "$BUILD_WALL" "$BUILD_OFF_WALL")x   (sandboxed / off)
+  hello-noarch vector, sandboxed          $(printf '%7s' "$HELLO_WALL")
+  hello-noarch vector, --sandbox off      $(printf '%7s' "$HELLO_OFF_WALL")   +$(awk -v a="$HELLO_WALL" -v b="$HELLO_OFF_WALL" 'BEGIN { printf "%.3f", a - b }') s   (issue: the sandbox adds at most 0.15 s)
 
 Size                                                 bytes         MB
   our package (build, level $OUR_LEVEL)                  $(printf '%12s  %9s' "$PKG_BYTES" "$(mb "$PKG_BYTES")")

@@ -6,12 +6,13 @@
  */
 
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
 import test from 'ava';
 
 import { runTool, type ToolResult } from '../helpers/cli.js';
-import { makeFarm, makeUpstream, publishedIn, writeRecipe } from '../helpers/farm.js';
+import { exitWithin, makeFarm, makeUpstream, publishedIn, startDaemon, writeRecipe } from '../helpers/farm.js';
 
 const exists = (path: string): Promise<boolean> => stat(path).then(() => true, () => false);
 
@@ -123,6 +124,28 @@ test('a state_dir that is a file, or lies under one, exits 1 saying so (not "a b
     t.regex(result.stderr, /is a file|is not a directory/);
     t.notRegex(result.stderr, /internal error|bug in peipkg/);
     t.is(await readFile(file, 'utf8'), 'not a directory\n');
+  }
+});
+
+test('an [http].addr in use or not on this machine exits 1 naming the key and what is wrong (not "a bug in peipkg")', async (t) => {
+  const farm = await makeFarm(t);
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => taken.close());
+  const port = (taken.address() as AddressInfo).port;
+  // 192.0.2.0/24 is TEST-NET-1: no interface here has it, and binding fails without any traffic.
+  const cases: Array<[string, RegExp]> = [
+    [`127.0.0.1:${port}`, /already in use/],
+    ['192.0.2.7:8080', /no network interface of this machine has that address/],
+  ];
+  for (const [addr, problem] of cases) {
+    await farm.writeConfig('', { http: `[http]\naddr = "${addr}"` });
+    const daemon = startDaemon(t, farm.configPath);
+    const { exitCode } = await exitWithin(daemon, 60_000);
+    t.is(exitCode, 1, daemon.log());
+    t.true(daemon.log().includes(`peipkg-manager: [http].addr ${addr}: cannot listen there: `), daemon.log());
+    t.regex(daemon.log(), problem);
+    t.notRegex(daemon.log(), /internal error|bug in peipkg|\n\s+at /);
   }
 });
 

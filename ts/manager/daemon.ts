@@ -17,7 +17,7 @@ import { parentDeathSignalAvailable } from '../processGroup.js';
 import { formatTimestamp } from '../format/timestamp.js';
 import { createLogger, type LogFormat, type Logger, type LogLevel } from '../log.js';
 import { DirLock } from '../native.js';
-import { loadConfig, type Config } from './config.js';
+import { loadConfig, type Config, type ListenAddress } from './config.js';
 import { Farm } from './farm.js';
 import { loadGrants, type Grants } from './grants.js';
 import { History } from './history.js';
@@ -211,6 +211,25 @@ async function sweepOnce(farm: Farm, roster: Roster, log: Logger): Promise<numbe
   return farm.sweepFailed || uploadFailed || damage !== undefined || unwatched.length > 0 || roster.skipped.length > 0 ? 1 : 0;
 }
 
+/** Why the HTTP server could not start, as advice naming `[http].addr`; other errors pass through. */
+const LISTEN_PROBLEMS: Record<string, string> = {
+  EADDRINUSE: 'the address is already in use (another peipkg-manager, or another server, listens there); stop it or choose another port',
+  EADDRNOTAVAIL: 'no network interface of this machine has that address; use one of its addresses, 127.0.0.1, or leave the host out to listen on all of them',
+  EACCES: 'binding ports below 1024 needs root or CAP_NET_BIND_SERVICE; choose a port above 1023',
+  ENOTFOUND: 'the host name does not resolve; use an IP address or a name this machine can resolve',
+  EAI_AGAIN: 'the host name could not be resolved right now (DNS unavailable); use an IP address',
+};
+
+async function listenOn(app: Parameters<typeof listen>[0], addr: ListenAddress): Promise<Awaited<ReturnType<typeof listen>>> {
+  try {
+    return await listen(app, addr);
+  } catch (e) {
+    const problem = LISTEN_PROBLEMS[(e as NodeJS.ErrnoException).code ?? ''];
+    if (!problem) throw e;
+    throw new InputError(`[http].addr ${addr.host ?? ''}:${addr.port}: cannot listen there: ${problem}`);
+  }
+}
+
 async function daemon(farm: Farm, config: Config, grants: Grants, log: Logger, secret: Buffer | undefined, history: History): Promise<number> {
   let server: Awaited<ReturnType<typeof listen>> | undefined;
   if (config.http.addr) {
@@ -222,7 +241,7 @@ async function daemon(farm: Farm, config: Config, grants: Grants, log: Logger, s
       onRepositoryPush: (urls) => farm.onRepositoryPush(urls),
       log,
     });
-    server = await listen(app, config.http.addr);
+    server = await listenOn(app, config.http.addr);
     log.info('webhook server listening', { addr: `${config.http.addr.host ?? ''}:${server.port}` });
   }
   farm.poller.watch(farm.recipes());
