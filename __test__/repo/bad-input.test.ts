@@ -94,6 +94,29 @@ test('re-publishing the same (name, version, architecture) is refused with the c
     /package alpha_1\.0-1_noarch already exists in the archive \(§6\.3 forbids re-publishing the same name\+version\+architecture\)/);
 });
 
+test('the same (name, version, architecture) twice in one batch is refused, naming both files', async (t) => {
+  const f = await fixture(t);
+  const first = await makePackage(f.incoming, { name: 'beta', version: '1.0-1' });
+  await execa('cp', [first, join(f.incoming, 'copy-of-beta.peipkg')]);
+  await refused(t, f.state, () => publishInPlace(f.state, f.incoming, f.key, '2026-05-07T02:00:00Z'), 1,
+    /package beta_1\.0-1_noarch is in the batch twice \(beta_1\.0-1_noarch\.peipkg and copy-of-beta\.peipkg\)/);
+});
+
+for (const [kind, make] of [
+  ['a directory', (path: string) => mkdir(path)],
+  ['a FIFO', (path: string) => execa('mkfifo', [path])],
+  ['a dangling symlink', (path: string) => execa('ln', ['-s', 'nowhere', path])],
+] as const) {
+  test(`a *.peipkg in --new that is ${kind} is refused, naming it, and nothing is published`, async (t) => {
+    const f = await fixture(t);
+    await makePackage(f.incoming, { name: 'beta', version: '1.0-1' });
+    const odd = join(f.incoming, 'gamma_1.0-1_noarch.peipkg');
+    await make(odd);
+    await refused(t, f.state, () => publishInPlace(f.state, f.incoming, f.key, '2026-05-07T02:00:00Z'), 1,
+      new RegExp(`${odd.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is ${kind}, not a package file`));
+  });
+}
+
 test('conflicting active entries (a top-version tie across architectures) are refused', async (t) => {
   const f = await fixture(t);
   await makePackage(f.incoming, { name: 'alpha', version: '2.0-1', architecture: 'x86_64' });

@@ -17,26 +17,44 @@ export class ArchiveError extends InputError {}
 
 export const entryTriple = (e: Pick<IndexEntryKey, 'name' | 'version' | 'architecture'>): string => `${e.name}_${e.version}_${e.architecture}`;
 
+/** A package that may not be published: `added[index]` repeats an archive entry, or `added[earlier]`. */
+export interface Duplicate {
+  index: number;
+  /** Set when the repeat is within the batch itself. */
+  earlier?: number;
+}
+
 /**
  * The first entry of `added` whose (name, version, architecture) is already in `existing` or
  * earlier in `added`. `existing` is an archive a publish made, so it holds no duplicates itself;
  * only entries sharing a name with a new one are keyed, which keeps this cheap on 100,000 entries.
  */
-export function firstDuplicate(existing: readonly IndexEntryKey[], added: readonly IndexEntryKey[]): IndexEntryKey | undefined {
+export function firstDuplicate(existing: readonly IndexEntryKey[], added: readonly IndexEntryKey[]): Duplicate | undefined {
   const key = (e: IndexEntryKey): string => `${e.name}\0${e.version}\0${e.architecture}`;
   const names = new Set(added.map((e) => e.name));
-  const seen = new Set<string>();
-  for (const e of existing) if (names.has(e.name)) seen.add(key(e));
-  for (const e of added) {
-    if (seen.has(key(e))) return e;
-    seen.add(key(e));
+  const archived = new Set<string>();
+  for (const e of existing) if (names.has(e.name)) archived.add(key(e));
+  const batch = new Map<string, number>();
+  for (const [index, e] of added.entries()) {
+    const k = key(e);
+    if (archived.has(k)) return { index };
+    const earlier = batch.get(k);
+    if (earlier !== undefined) return { index, earlier };
+    batch.set(k, index);
   }
   return undefined;
 }
 
-export function duplicateError(e: IndexEntryKey): ArchiveError {
+/** The refusal for `duplicate`; `files` names the batch's package files, in the order of `added`. */
+export function duplicateError(added: readonly IndexEntryKey[], duplicate: Duplicate, files: readonly string[]): ArchiveError {
+  const triple = entryTriple(added[duplicate.index]!);
+  if (duplicate.earlier !== undefined) {
+    return new ArchiveError(
+      `package ${triple} is in the batch twice (${files[duplicate.earlier]} and ${files[duplicate.index]}); a name+version+architecture is published once (§6.3), so remove one of them`,
+    );
+  }
   return new ArchiveError(
-    `package ${entryTriple(e)} already exists in the archive (§6.3 forbids re-publishing the same name+version+architecture)`,
+    `package ${triple} already exists in the archive (§6.3 forbids re-publishing the same name+version+architecture)`,
   );
 }
 

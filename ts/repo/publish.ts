@@ -60,7 +60,11 @@ interface NewPackage {
   sha256: string;
 }
 
-/** `*.peipkg` directly in `dir`, by byte order of name (directories skipped, symlinks followed). */
+/**
+ * `*.peipkg` directly in `dir`, by byte order of name (symlinks followed). Anything else with that
+ * name (a directory, a FIFO, a dangling symlink) is refused: skipping it would publish a batch
+ * without a package the caller meant to include.
+ */
 async function listPackages(dir: string): Promise<string[]> {
   let names: string[];
   try {
@@ -68,9 +72,17 @@ async function listPackages(dir: string): Promise<string[]> {
   } catch (error) {
     throw new InputError(`read ${dir}: ${(error as Error).message}`);
   }
-  const files: string[] = [];
-  for (const name of names.filter((n) => n.endsWith('.peipkg')).sort(compareUtf8)) {
-    if ((await stat(join(dir, name))).isFile()) files.push(name);
+  const files = names.filter((n) => n.endsWith('.peipkg')).sort(compareUtf8);
+  for (const name of files) {
+    const path = join(dir, name);
+    const kind = await stat(path).then(
+      (s) => (s.isFile() ? undefined : s.isDirectory() ? 'a directory' : s.isFIFO() ? 'a FIFO' : s.isSocket() ? 'a socket' : 'a device'),
+      (e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') return 'a dangling symlink';
+        throw new InputError(`read ${path}: ${e.message}`);
+      },
+    );
+    if (kind !== undefined) throw new InputError(`${path} is ${kind}, not a package file; move it out of ${dir} (nothing was published)`);
   }
   return files;
 }
@@ -178,7 +190,7 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
     });
     const previous = request.rebuild ? [] : (state.archive.entries ?? []);
     const duplicate = firstDuplicate(previous, newKeys);
-    if (duplicate) throw duplicateError(duplicate);
+    if (duplicate) throw duplicateError(newKeys, duplicate, fresh.map((p) => p.file));
     checkPackageUrls(previous, newKeys, request.urlTemplate);
     const { archive, active } = orderArchive([...previous, ...newKeys]);
     const indexVersion = Math.max(state.active.header.indexVersion, state.archive.header.indexVersion) + 1;
