@@ -113,22 +113,39 @@ async function processesWith(needle: string): Promise<number[]> {
   return found;
 }
 
-/** peipkg-build as the unprivileged build user (so the sandbox starts in a user namespace). */
-function asBuildUser(args: string[]): Promise<ToolResult> {
-  return execa('runuser', ['-u', 'peipkg-build', '--', process.execPath, join(repoRoot, 'bin', 'peipkg-build.js'), ...args], {
+/** peipkg-build as the unprivileged build user (so the sandbox starts in a user namespace), its scratch in `tmp`. */
+function asBuildUser(args: string[], tmp: string): Promise<ToolResult> {
+  return execa('runuser', ['-u', 'peipkg-build', '--', 'env', `TMPDIR=${tmp}`, process.execPath, join(repoRoot, 'bin', 'peipkg-build.js'), ...args], {
     reject: false,
     cwd: '/',
     timeout: 120_000,
   }).then((r) => ({ exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr }));
 }
 
-test('without a grant build.sh reaches no host port, not even on 127.0.0.1; --network lets it; a failing build says why', async (t) => {
+type Runner = 'root' | 'the build user' | 'this user';
+const RUNNERS: readonly Runner[] = asRoot ? ['root', 'the build user'] : ['this user'];
+
+/**
+ * Runs `build` as `who`, and checks that it left no scratch behind. The build user gets its
+ * --out's parent (it may not create it otherwise).
+ */
+async function runAs(t: ExecutionContext, who: Runner, build: Build): Promise<ToolResult> {
+  const tmp = join(build.work, 'tmp');
+  await mkdir(tmp, { recursive: true });
+  if (who === 'the build user') await execa('chown', ['peipkg-build', build.work, tmp]);
+  const result = who === 'the build user' ? await asBuildUser(build.args, tmp) : await runTool('peipkg-build', build.args, { env: { TMPDIR: tmp } });
+  t.deepEqual(await readdir(tmp), [], 'the build removed its scratch');
+  return result;
+}
+
+for (const who of RUNNERS) {
+test(`without a grant build.sh reaches no host port, not even on 127.0.0.1; --network lets it; a failing build says why (run by ${who})`, async (t) => {
   const server = await listener(t);
   const probe = `if curl -s -o /dev/null --max-time 5 http://127.0.0.1:${server.port}/; then echo reached; else echo blocked; fi > "$d/net"`;
   const recipe = await recipeOf(t, [probe, 'ip=$(cat /proc/net/dev | grep -c ":" || true); echo "$ip" > "$d/interfaces"']);
 
   const closed = await buildOf(t, recipe);
-  const sealed = await runTool('peipkg-build', closed.args);
+  const sealed = await runAs(t, who, closed);
   t.is(sealed.exitCode, 0, sealed.stderr);
   const inside = await extracted(t, closed.out);
   t.is(await fileIn(inside, 'net'), 'blocked');
@@ -136,20 +153,22 @@ test('without a grant build.sh reaches no host port, not even on 127.0.0.1; --ne
   t.is(server.connections(), 0);
 
   const open = await buildOf(t, recipe, undefined, ['--network']);
-  const granted = await runTool('peipkg-build', open.args);
+  const granted = await runAs(t, who, open);
   t.is(granted.exitCode, 0, granted.stderr);
   t.is(await fileIn(await extracted(t, open.out), 'net'), 'reached');
   t.is(server.connections(), 1);
 
   const downloader = await recipeOf(t, [`curl -s -f --max-time 5 http://127.0.0.1:${server.port}/ > "$d/page"`]);
   const failing = await buildOf(t, downloader);
-  const failed = await runTool('peipkg-build', failing.args);
+  const failed = await runAs(t, who, failing);
   t.is(failed.exitCode, 1);
   t.regex(failed.stderr, /build\.sh ran without network access \(loopback only\); if it downloads, grant it: peipkg-build build --network/);
   t.notRegex(failed.stderr, /\n\s+at /, 'no stack trace');
 });
+}
 
-test('build.sh sees none of the host outside the system trees, and cannot write to it', async (t) => {
+for (const who of RUNNERS) {
+test(`build.sh sees none of the host outside the system trees, and cannot write to it (run by ${who})`, async (t) => {
   // /var/tmp and the operator's files are on the host, readable by everyone, and not in the sandbox.
   const host = await execa('mktemp', ['-d', '/var/tmp/peipkg-sandbox-XXXXXX']).then((r) => r.stdout);
   t.teardown(() => execa('rm', ['-rf', host]));
@@ -165,7 +184,7 @@ test('build.sh sees none of the host outside the system trees, and cannot write 
     'echo ok > "$HOME/.probe"; echo "$HOME" > "$d/home"',
   ]);
   const build = await buildOf(t, recipe);
-  const result = await runTool('peipkg-build', build.args);
+  const result = await runAs(t, who, build);
   t.is(result.exitCode, 0, result.stderr);
   const inside = await extracted(t, build.out);
   t.is(await fileIn(inside, 'secret'), 'absent');
@@ -179,8 +198,10 @@ test('build.sh sees none of the host outside the system trees, and cannot write 
   }
   t.deepEqual(await snapshot('/etc'), before, '/etc is unchanged');
 });
+}
 
-test('an in-tree build changes, adds and removes files in $SOURCE_DIR; the source itself stays byte-identical', async (t) => {
+for (const who of RUNNERS) {
+test(`an in-tree build changes, adds and removes files in $SOURCE_DIR; the source itself stays byte-identical (run by ${who})`, async (t) => {
   const recipe = await recipeOf(t, [
     'cd "$SOURCE_DIR"',
     'echo "configured" >> input.txt',
@@ -191,19 +212,31 @@ test('an in-tree build changes, adds and removes files in $SOURCE_DIR; the sourc
     'cat input.txt > "$d/input"; ls | tr "\\n" " " > "$d/listing"; id -u > "$d/uid"',
   ]);
   const build = await buildOf(t, recipe, { 'input.txt': 'source\n', 'remove-me.txt': 'x\n', 'keep.txt': 'k\n', 'rename-me.txt': 'r\n' });
-  // Owned by root and 0644, as a farm's clone is: the build user may not write it, and need not.
   await mkdir(join(build.source, 'sub'));
   await writeFile(join(build.source, 'sub', 'deep.txt'), 'deep\n');
+  // The tree is root's, as a farm's clone is: the build user may not write it, and need not.
   const before = await snapshot(build.source);
-  const result = await runTool('peipkg-build', build.args);
+  const result = await runAs(t, who, build);
   t.is(result.exitCode, 0, result.stderr);
   const inside = await extracted(t, build.out);
   t.is(await readFile(join(inside, 'input'), 'utf8'), 'source\nconfigured\n', 'the script saw its own writes');
   t.is(await fileIn(inside, 'listing'), 'build input.txt keep.txt renamed.txt sub');
   if (asRoot) t.not(await fileIn(inside, 'uid'), '0', 'build.sh does not run as root');
   t.deepEqual(await snapshot(build.source), before, 'the source tree is exactly as it was');
-  t.false(result.stderr.includes('private copy'), 'no copy was made up front');
+  // Without root, files of other users cannot be copied up, so that tree was copied (and said so);
+  // a tree of one's own is not.
+  if (who === 'the build user') {
+    t.regex(result.stderr, /belongs to another user or group, which the sandbox cannot give build\.sh without root, so \$SOURCE_DIR is a copy of /);
+    await execa('chown', ['-R', 'peipkg-build:peipkg-build', build.source]);
+    await execa('rm', ['-rf', build.out]);
+    const own = await runAs(t, who, build);
+    t.is(own.exitCode, 0, own.stderr);
+    t.notRegex(own.stderr, /is a copy of/);
+    t.is(await readFile(join(await extracted(t, build.out), 'input'), 'utf8'), 'source\nconfigured\n');
+    t.is(await readFile(join(build.source, 'input.txt'), 'utf8'), 'source\n');
+  } else t.notRegex(result.stderr, /is a copy of|private copy/, 'as root nothing is copied up front');
 });
+}
 
 const survivorScript = (tag: string): string[] => [
   `setsid sh -c 'exec sleep 3${tag}1' < /dev/null > /dev/null 2>&1 &`,
@@ -212,7 +245,7 @@ const survivorScript = (tag: string): string[] => [
   'echo started > "$d/started"',
 ];
 
-for (const who of asRoot ? (['root', 'the build user'] as const) : (['this user'] as const)) {
+for (const who of RUNNERS) {
   test(`nothing build.sh starts outlives it (setsid, nohup, ignored signals), run by ${who}`, async (t) => {
     const tag = String(process.pid * 10 + (who === 'root' ? 1 : 2)).slice(-5);
     const recipe = await recipeOf(t, survivorScript(tag));
@@ -220,8 +253,7 @@ for (const who of asRoot ? (['root', 'the build user'] as const) : (['this user'
     t.teardown(async () => {
       for (const pid of await processesWith(`sleep\u00003${tag}`)) process.kill(pid, 'SIGKILL');
     });
-    if (who === 'the build user') await execa('chown', ['peipkg-build', build.work]);
-    const result = who === 'the build user' ? await asBuildUser(build.args) : await runTool('peipkg-build', build.args);
+    const result = await runAs(t, who, build);
     t.is(result.exitCode, 0, result.stderr);
     t.is(await fileIn(await extracted(t, build.out), 'started'), 'started');
     t.deepEqual(await processesWith(`sleep\u00003${tag}`), [], 'no process of the build is left');

@@ -23,10 +23,10 @@ import { packageEntries, payloadOf, stanzaManifest, type BuildInfo } from './ass
 import { OutputBatch } from './output.js';
 import { partition, payloadProblems, PartitionError } from './partition.js';
 import { loadRecipe, type Recipe } from './recipe.js';
-import { INSIDE, sandboxCommand, sandboxDirs, type SandboxGrants, type SandboxMode } from './sandbox.js';
+import { INSIDE, openOverlayWorkDir, sandboxCommand, sandboxDirs, type SandboxGrants, type SandboxMode } from './sandbox.js';
 import { runBuildScript, SandboxUnavailableError, type BuildUser, type ScriptRun } from './script.js';
 import { walkStaged, type StagedEntry } from './stage.js';
-import { blockingParent, chownTree, privateCopy } from './user.js';
+import { blockingParent, chownTree, firstForeignOwned, ownCopy, privateCopy } from './user.js';
 import type { ZstdSettings } from './compression.js';
 
 export interface BuildRequest {
@@ -132,6 +132,20 @@ async function sourceDirectory(path: string): Promise<string | undefined> {
 }
 
 /**
+ * The lower layer of $SOURCE_DIR without root. The user namespace maps only our own uid and gid,
+ * and overlayfs cannot copy up a file that belongs to anyone else (EOVERFLOW): a tree holding such
+ * a file is built from a copy that is all ours. As root every owner maps, and nothing is copied.
+ */
+async function rootlessSource(request: BuildRequest, source: string, scratch: string): Promise<string> {
+  const foreign = await firstForeignOwned(source, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
+  if (foreign === undefined) return source;
+  request.warn(`${foreign} belongs to another user or group, which the sandbox cannot give build.sh without root, so $SOURCE_DIR is a copy of ${source}`);
+  const copy = join(scratch, 'source-copy');
+  await ownCopy(source, copy);
+  return copy;
+}
+
+/**
  * Runs build.sh in the sandbox. Resolves false when the sandbox cannot stand up on this host (the
  * script never ran) and the mode allows the fallback, after saying so; `require` throws instead.
  */
@@ -144,13 +158,15 @@ async function runSandboxed(request: BuildRequest, recipe: Recipe, scratch: stri
     // As root the script reads a copy it owns: the recipe's own files may be private to root.
     const recipeDir = user ? join(scratch, 'recipe') : recipe.dir;
     if (user) await privateCopy(recipe.dir, recipeDir, user);
+    const given = await sourceDirectory(run.sourceDir);
+    const dirs = await sandboxDirs(scratch, user);
     const command = await sandboxCommand({
       bwrap,
       rootless: user === undefined,
-      source: await sourceDirectory(run.sourceDir),
+      source: given !== undefined && user === undefined ? await rootlessSource(request, given, scratch) : given,
       destDir: run.destDir,
       workDir: run.workDir,
-      ...(await sandboxDirs(scratch, user)),
+      ...dirs,
       recipeDir,
       script: relative(recipe.dir, recipe.buildScript),
       user,
@@ -169,6 +185,8 @@ async function runSandboxed(request: BuildRequest, recipe: Recipe, scratch: stri
     } catch (error) {
       if (!(error instanceof SandboxUnavailableError)) throw error;
       reason = `namespaces are not available here (${error.message})`;
+    } finally {
+      await openOverlayWorkDir(dirs.cowDir);
     }
   }
   if (request.sandbox.mode === 'require') throw new InputError(`the build sandbox is required (--sandbox require), but ${reason}`);

@@ -25,7 +25,7 @@
  */
 
 import { spawn } from 'node:child_process';
-import { chown, lstat, mkdir, mkdtemp, readlink, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, mkdtemp, readlink, rm, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, sep } from 'node:path';
 
 import { InputError } from '../errors.js';
@@ -170,6 +170,14 @@ export async function sandboxDirs(scratch: string, user: BuildUser | undefined):
   return dirs;
 }
 
+/**
+ * overlayfs leaves `work/work` at mode 000, and after a copy-up not always empty: without root
+ * nobody could list it to remove the scratch. The mounter's user owns it, so it may open it again.
+ */
+export async function openOverlayWorkDir(cowDir: string): Promise<void> {
+  await chmod(join(cowDir, 'work', 'work'), 0o700).catch(() => undefined);
+}
+
 let probed: Promise<Isolation> | undefined;
 
 /**
@@ -211,6 +219,7 @@ async function probe(user: BuildUser | undefined, scratchParent: string): Promis
     const why = outcome.stderr.trim().split('\n').filter((l) => l !== '').slice(-2).join('; ') || `exit status ${outcome.code ?? 'none'}`;
     return { kind: 'unsandboxed', reason: `namespaces are not available here (${why})` };
   } finally {
+    await openOverlayWorkDir(join(scratch, 'cow'));
     await rm(scratch, { recursive: true, force: true });
   }
 }

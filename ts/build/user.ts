@@ -63,6 +63,25 @@ export async function privateCopy(from: string, to: string, user: BuildUser): Pr
   await chownTree(to, user);
 }
 
+/** The first entry of the tree at `path` (itself included) not owned by both `uid` and `gid`, if any. */
+export async function firstForeignOwned(path: string, uid: number, gid: number): Promise<string | undefined> {
+  const info = await lstat(path);
+  if (info.uid !== uid || info.gid !== gid) return path;
+  if (!info.isDirectory()) return undefined;
+  for (const name of await readdir(path)) {
+    const found = await firstForeignOwned(join(path, name), uid, gid);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** Copies the tree `from` to `to` as the caller: modes, times and links kept, every entry ours. */
+export async function ownCopy(from: string, to: string): Promise<void> {
+  await mkdir(to, { recursive: true });
+  const copied = await run('cp', ['-R', '--preserve=mode,timestamps,links', '--no-preserve=ownership', '--reflink=auto', `${from}/.`, `${to}/`]);
+  if (copied.exitCode !== 0) throw new InputError(`copy ${from}: ${copied.stderr.trim() || `cp exit status ${copied.exitCode ?? 'none'}`}`);
+}
+
 /** The first directory above `path` that `user` cannot traverse (not theirs, no execute bit for others), if any. */
 export async function blockingParent(path: string, user: BuildUser): Promise<{ dir: string; mode: number } | undefined> {
   for (let dir = dirname(path); ; dir = dirname(dir)) {
