@@ -8,7 +8,6 @@
 
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, readlink, lstat, writeFile } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
 import { join, relative } from 'node:path';
 
 import test, { type ExecutionContext } from 'ava';
@@ -17,6 +16,7 @@ import { execa } from 'execa';
 import { runTool, type ToolResult } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/fixtures.js';
 import { tempDir } from '../helpers/fs.js';
+import { forbiddingBwrap, listener, processesWith } from '../helpers/sandbox.js';
 import { makeRecipe, simpleRecipe } from '../helpers/recipes.js';
 
 const asRoot = process.getuid?.() === 0;
@@ -71,46 +71,6 @@ async function snapshot(dir: string): Promise<string[]> {
   };
   await walk(dir);
   return rows;
-}
-
-/** A TCP server on the host's 127.0.0.1 that counts connections. */
-async function listener(t: ExecutionContext): Promise<{ port: number; connections: () => number }> {
-  let connections = 0;
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((socket) => {
-    connections++;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.end('HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok');
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => {
-    for (const socket of sockets) socket.destroy();
-    server.close();
-  });
-  const address = server.address();
-  return { port: typeof address === 'object' && address ? address.port : 0, connections: () => connections };
-}
-
-/** A bwrap that fails as it does where a container runtime forbids namespaces. */
-async function forbiddingBwrap(t: ExecutionContext): Promise<Record<string, string>> {
-  const bin = await tempDir(t, 'peipkg-no-userns-');
-  await writeFile(
-    join(bin, 'bwrap'),
-    '#!/bin/sh\necho "bwrap: No permissions to create new namespace, likely because the kernel does not allow non-privileged user namespaces." >&2\nexit 1\n',
-    { mode: 0o755 },
-  );
-  return { PATH: `${bin}:${process.env.PATH ?? ''}` };
-}
-
-/** Processes whose command line contains `needle`. */
-async function processesWith(needle: string): Promise<number[]> {
-  const found: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    if ((await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).includes(needle)) found.push(Number(entry));
-  }
-  return found;
 }
 
 /** peipkg-build as the unprivileged build user (so the sandbox starts in a user namespace), its scratch in `tmp`. */

@@ -7,54 +7,19 @@
  * way a restricted container's does.
  */
 
-import { chmod, readFile, readdir, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { chmod, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { execa } from 'execa';
 
 import { buildRecords, exitWithin, freePort, makeFarm, makeUpstream, publishedIn, runOnce, startDaemon, verifyRepo, waitFor, writeRecipe, type Farm } from '../helpers/farm.js';
 import { repoRoot } from '../helpers/fixtures.js';
-import { tempDir } from '../helpers/fs.js';
+import { forbiddingBwrap, listener, processesWith } from '../helpers/sandbox.js';
 
 const EXAMPLE_BUILD_SH = await readFile(join(repoRoot, 'examples/recipes/hello-peios/build.sh'), 'utf8');
 const scriptWith = (prelude: string): string => EXAMPLE_BUILD_SH.replace('set -eu\n', () => `set -eu\n${prelude}\n`);
 const repoOf = (farm: Farm): string => join(farm.stateDir, 'repo');
-
-/** pids of processes whose command line contains `needle` (NUL-separated arguments). */
-async function processesWith(needle: string): Promise<number[]> {
-  const found: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    if ((await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).includes(needle)) found.push(Number(entry));
-  }
-  return found;
-}
-
-/** A bwrap that fails as it does where a container runtime forbids namespaces. */
-async function forbiddingBwrap(t: ExecutionContext): Promise<Record<string, string>> {
-  const bin = await tempDir(t, 'peipkg-no-userns-');
-  await writeFile(
-    join(bin, 'bwrap'),
-    '#!/bin/sh\necho "bwrap: No permissions to create new namespace, likely because the kernel does not allow non-privileged user namespaces." >&2\nexit 1\n',
-    { mode: 0o755 },
-  );
-  return { PATH: `${bin}:${process.env.PATH ?? ''}` };
-}
-
-/** A TCP server on the host's 127.0.0.1 that counts connections. */
-async function listener(t: ExecutionContext): Promise<{ port: number; connections: () => number }> {
-  let connections = 0;
-  const server: Server = createServer((socket) => {
-    connections++;
-    socket.end();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const address = server.address();
-  return { port: typeof address === 'object' && address ? address.port : 0, connections: () => connections };
-}
 
 const buildLogOf = (farm: Farm, id: string): Promise<string> => readFile(join(farm.stateDir, 'history', 'logs', `${id}.log`), 'utf8');
 
