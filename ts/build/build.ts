@@ -278,7 +278,7 @@ export async function runBuild(request: BuildRequest): Promise<BuiltPackage[]> {
       }
     }
 
-    const staged = walkStaged(destDir);
+    const staged = walkStaged(destDir, { subject: 'build.sh staged', root: '$DESTDIR' });
     const foreign = foreignEntries(staged, request.user);
     if (foreign.length > 0) {
       throw new InputError(`staged entries not owned by the build user ${request.user?.name} (refusing to pack them):\n${foreign.map((p) => `  ${p}`).join('\n')}`);
