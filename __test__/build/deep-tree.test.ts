@@ -2,18 +2,21 @@
  * A build.sh that stages a tree nested deeper than PATH_MAX (issue 10, item 7): `peipkg-build
  * build` reports it as the script's fault (exit 1, a message naming where the tree starts, no
  * stack), writes nothing to `--out`, and leaves nothing of its scratch area behind — with the
- * sandbox and without it. `fs.rm` cannot remove such a tree (ENAMETOOLONG); `removeTree` can.
+ * sandbox and without it, run by root and (in a user namespace) by an unprivileged user. `fs.rm`
+ * cannot remove such a tree (ENAMETOOLONG); `removeTree` can.
  */
 
 import { chmod, mkdir, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import test, { type ExecutionContext } from 'ava';
+import { execa } from 'execa';
 
 import { InputError } from '../../ts/errors.js';
 import { StagedTooDeepError, walkStaged } from '../../ts/build/stage.js';
 import { removeTree } from '../../ts/native.js';
-import { runTool } from '../helpers/cli.js';
+import { runTool, type ToolResult } from '../helpers/cli.js';
+import { repoRoot } from '../helpers/fixtures.js';
 import { DEEP_NAME, makeDeepTree, tempDir } from '../helpers/fs.js';
 import { makeRecipe, simpleRecipe } from '../helpers/recipes.js';
 
@@ -26,7 +29,9 @@ const CHUNK = Array<string>(100).fill(DEEP_NAME).join('/');
  */
 const deepTree = (dir: string): string => `(cd -P "${dir}"; for i in 1 2 3; do mkdir -p ${CHUNK}; cd -P ${CHUNK}; done; echo bottom > bottom)`;
 
-async function buildFlags(t: ExecutionContext, recipe: string, sandbox: string): Promise<{ args: string[]; out: string; scratchParent: string }> {
+const asRoot = process.getuid?.() === 0;
+
+async function buildFlags(t: ExecutionContext, recipe: string, sandbox: string): Promise<{ args: string[]; out: string; scratchParent: string; work: string }> {
   const work = await tempDir(t);
   await chmod(work, 0o755);
   const source = join(work, 'src');
@@ -41,11 +46,29 @@ async function buildFlags(t: ExecutionContext, recipe: string, sandbox: string):
       '--timestamp', '2026-05-06T12:00:00Z', '--out', out, '--sandbox', sandbox],
     out,
     scratchParent,
+    work,
   };
 }
 
-for (const sandbox of ['auto', 'off'] as const) {
-  test(`a staged tree deeper than PATH_MAX is the script's error, and its scratch is removed (--sandbox ${sandbox})`, async (t) => {
+/** peipkg-build as the unprivileged build user (the sandbox starts in a user namespace; no root to remove the scratch). */
+async function asBuildUser(work: string, scratchParent: string, args: string[]): Promise<ToolResult> {
+  await execa('chown', ['peipkg-build', work, scratchParent]);
+  const r = await execa('runuser', ['-u', 'peipkg-build', '--', 'env', `TMPDIR=${scratchParent}`, process.execPath, join(repoRoot, 'bin', 'peipkg-build.js'), ...args], {
+    reject: false,
+    cwd: '/',
+    timeout: 120_000,
+  });
+  return { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+const CASES = [
+  { sandbox: 'auto', who: asRoot ? 'root' : 'this user' },
+  { sandbox: 'off', who: asRoot ? 'root' : 'this user' },
+  ...(asRoot ? [{ sandbox: 'auto', who: 'the build user' }] : []),
+] as const;
+
+for (const { sandbox, who } of CASES) {
+  test(`a staged tree deeper than PATH_MAX is the script's error, and its scratch is removed (--sandbox ${sandbox}, run by ${who})`, async (t) => {
     t.timeout(120_000);
     const recipe = await makeRecipe(t, simpleRecipe({
       script: [
@@ -55,8 +78,11 @@ for (const sandbox of ['auto', 'off'] as const) {
         deepTree('$PWD'),
       ].join('\n'),
     }));
-    const { args, out, scratchParent } = await buildFlags(t, recipe, sandbox);
-    const result = await runTool('peipkg-build', args, { env: { PATH: process.env.PATH ?? '', TMPDIR: scratchParent } });
+    const { args, out, scratchParent, work } = await buildFlags(t, recipe, sandbox);
+    const result =
+      who === 'the build user'
+        ? await asBuildUser(work, scratchParent, args)
+        : await runTool('peipkg-build', args, { env: { PATH: process.env.PATH ?? '', TMPDIR: scratchParent } });
     t.is(result.exitCode, 1, result.stderr);
     t.regex(
       result.stderr,
