@@ -218,6 +218,8 @@ interface RawAddon {
   dirLockHeld(lock: RawLock): boolean;
   renameExchange(a: string, b: string): void;
   fsyncPath(path: string): void;
+  removeTree(path: string): Promise<void>;
+  removeTreeSync(path: string): void;
 }
 
 /** `linux-x64-gnu`, `linux-arm64-gnu`, … (the napi-rs naming of platform packages). */
@@ -440,6 +442,18 @@ export const exchangePaths = (a: string, b: string): void => call(() => addon.re
 
 /** fsync of a file, or of a directory to make renames inside it durable. */
 export const fsyncPath = (path: string): void => call(() => addon.fsyncPath(path));
+
+/**
+ * Removes `path` and everything below it, like `rm -rf` (`crates/peipkg-native/src/remove.rs`):
+ * relative to directory descriptors, so a tree nested deeper than PATH_MAX — which `fs.rm` fails on
+ * with `ENAMETOOLONG`, leaving it behind — goes too. Symlinks are removed, never followed;
+ * directories without permission bits are opened up first; a missing `path` is already removed.
+ * Use it for every tree a build script could have filled.
+ */
+export const removeTree = (path: string): Promise<void> => callAsync(() => addon.removeTree(path));
+
+/** `removeTree` for signal handlers and other places that cannot wait. */
+export const removeTreeSync = (path: string): void => call(() => addon.removeTreeSync(path));
 
 /** The raw addon, for tests that check how it treats values TypeScript would not allow. */
 export const rawAddonForTests: unknown = addon;

@@ -1,13 +1,32 @@
-/** Temporary directories that clean themselves up when the test ends. */
+/** Temporary directories that clean themselves up when the test ends, and trees deeper than PATH_MAX. */
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import type { ExecutionContext } from 'ava';
+import { execa } from 'execa';
 
+import { removeTree } from '../../ts/native.js';
+
+/** A fresh directory, removed at teardown whatever a test left in it (removeTree: any depth, any mode). */
 export async function tempDir(t: ExecutionContext, prefix = 'peipkg-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  t.teardown(() => removeTree(dir));
   return dir;
+}
+
+/** The directory name deep trees are made of: 30 bytes, so 300 levels are about 9,300 bytes of path. */
+export const DEEP_NAME = 'a'.repeat(30);
+
+/**
+ * Makes `levels` nested directories named `DEEP_NAME` in the existing directory `dir`, with a file
+ * `bottom` in the deepest: a child process goes down with relative `chdir`s, as no path reaches there.
+ */
+export async function makeDeepTree(dir: string, levels: number): Promise<void> {
+  const script =
+    "const fs = require('node:fs'); const [dir, name, levels] = process.argv.slice(1); process.chdir(dir);" +
+    'for (let i = 0; i < Number(levels); i++) { fs.mkdirSync(name); process.chdir(name); }' +
+    "fs.writeFileSync('bottom', 'bottom\\n');";
+  await execa(process.execPath, ['-e', script, dir, DEEP_NAME, String(levels)]);
 }

@@ -7,8 +7,7 @@
  * only then are packages written, into a temporary directory inside `--out`, and renamed in.
  */
 
-import { chmod, lchown, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
-import { rmSync } from 'node:fs';
+import { chmod, lchown, mkdir, mkdtemp, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 
@@ -18,7 +17,7 @@ import { manifestProblems, manifestWarnings } from '../format/manifest.js';
 import { packageFileName } from '../format/names.js';
 import { timestampSeconds } from '../format/timestamp.js';
 import { versionProblem } from '../format/version.js';
-import { pack, sha256Files, signElf, type FileDigest, type SigningKey } from '../native.js';
+import { pack, removeTree, removeTreeSync, sha256Files, signElf, type FileDigest, type SigningKey } from '../native.js';
 import { packageEntries, payloadOf, stanzaManifest, type BuildInfo } from './assemble.js';
 import { OutputBatch } from './output.js';
 import { partition, payloadProblems, PartitionError } from './partition.js';
@@ -234,7 +233,11 @@ export async function runBuild(request: BuildRequest): Promise<BuiltPackage[]> {
       return;
     }
     batch?.discardNow();
-    rmSync(scratch, { recursive: true, force: true });
+    try {
+      removeTreeSync(scratch);
+    } catch {
+      // exiting anyway; the next build cannot see it (mkdtemp), and a farm empties its TMPDIR at start-up
+    }
     process.exit(signal === 'SIGINT' ? 130 : 143);
   };
   process.on('SIGINT', onSignal);
@@ -275,7 +278,7 @@ export async function runBuild(request: BuildRequest): Promise<BuiltPackage[]> {
       }
     }
 
-    const staged = walkStaged(destDir);
+    const staged = walkStaged(destDir, { subject: 'build.sh staged', root: '$DESTDIR' });
     const foreign = foreignEntries(staged, request.user);
     if (foreign.length > 0) {
       throw new InputError(`staged entries not owned by the build user ${request.user?.name} (refusing to pack them):\n${foreign.map((p) => `  ${p}`).join('\n')}`);
@@ -324,6 +327,8 @@ export async function runBuild(request: BuildRequest): Promise<BuiltPackage[]> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await batch?.discard();
-    await rm(scratch, { recursive: true, force: true });
+    // Whatever build.sh left there, however deep (removeTree, not fs.rm). A failure to remove it
+    // must not hide why the build failed: it is said, not thrown.
+    await removeTree(scratch).catch((error: unknown) => request.warn(`could not remove the scratch area ${scratch}: ${(error as Error).message}`));
   }
 }

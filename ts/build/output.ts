@@ -7,11 +7,10 @@
 
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { InputError } from '../errors.js';
-import { fsyncPath } from '../native.js';
+import { fsyncPath, removeTree, removeTreeSync } from '../native.js';
 
 const PREFIX = '.peipkg-build.tmp-';
 
@@ -29,7 +28,7 @@ async function removeStale(dir: string): Promise<void> {
   for (const name of await readdir(dir)) {
     if (!name.startsWith(PREFIX)) continue;
     const pid = Number(name.slice(PREFIX.length).split('-')[0]);
-    if (Number.isInteger(pid) && pid !== process.pid && !alive(pid)) await rm(join(dir, name), { recursive: true, force: true });
+    if (Number.isInteger(pid) && pid !== process.pid && !alive(pid)) await removeTree(join(dir, name));
   }
 }
 
@@ -80,11 +79,11 @@ export class OutputBatch {
   }
 
   async discard(): Promise<void> {
-    await rm(this.tempDir, { recursive: true, force: true });
+    await removeTree(this.tempDir);
   }
 
   /** For signal handlers, which cannot wait. */
   discardNow(): void {
-    rmSync(this.tempDir, { recursive: true, force: true });
+    removeTreeSync(this.tempDir);
   }
 }

@@ -25,11 +25,12 @@
  */
 
 import { spawn } from 'node:child_process';
-import { chmod, chown, lstat, mkdir, mkdtemp, readlink, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, mkdtemp, readlink, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, sep } from 'node:path';
 
 import { InputError } from '../errors.js';
 import { executableOnPath } from '../fs.js';
+import { removeTree } from '../native.js';
 import { readyFlag, type BuildUser } from './script.js';
 
 export type SandboxMode = 'auto' | 'require' | 'off';
@@ -220,7 +221,7 @@ async function probe(user: BuildUser | undefined, scratchParent: string): Promis
     return { kind: 'unsandboxed', reason: `namespaces are not available here (${why})` };
   } finally {
     await openOverlayWorkDir(join(scratch, 'cow'));
-    await rm(scratch, { recursive: true, force: true });
+    await removeTree(scratch);
   }
 }
 

@@ -4,7 +4,7 @@
  * the daemon — watching, HTTP, SIGHUP to reload recipes, SIGTERM/SIGINT to drain.
  */
 
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { pathExists } from '../fs.js';
@@ -16,7 +16,7 @@ import { signingKeyFlag } from '../flags.js';
 import { parentDeathSignalAvailable } from '../processGroup.js';
 import { formatTimestamp } from '../format/timestamp.js';
 import { createLogger, type LogFormat, type Logger, type LogLevel } from '../log.js';
-import { DirLock } from '../native.js';
+import { DirLock, removeTree } from '../native.js';
 import { loadConfig, type Config, type ListenAddress } from './config.js';
 import { Farm } from './farm.js';
 import { loadGrants, type Grants } from './grants.js';
@@ -60,7 +60,8 @@ async function prepareStateDirs(stateDir: string, log: Logger): Promise<void> {
   for (const dir of [dirs.sources, dirs.stage, dirs.publish, dirs.tmp, dirs.upload]) {
     for (const name of await readdir(dir)) {
       log.info('removing work left by an earlier run', { path: join(dir, name) });
-      await rm(join(dir, name), { recursive: true, force: true });
+      // Scratch a build script filled, nested however deep: removeTree, which no PATH_MAX stops.
+      await removeTree(join(dir, name));
     }
   }
 }

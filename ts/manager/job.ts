@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { chownTree } from '../build/user.js';
 import { formatDuration } from '../duration.js';
 import { parsePackageFileName } from '../format/names.js';
+import { removeTree } from '../native.js';
 import { formatTimestamp } from '../format/timestamp.js';
 import type { Logger } from '../log.js';
 import type { RepositoryHealth } from './repository.js';
@@ -78,7 +79,7 @@ export function publishTimestamp(previous: string): string {
 async function removeGitDirs(dir: string): Promise<void> {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
-    if (entry.name === '.git') await rm(path, { recursive: true, force: true });
+    if (entry.name === '.git') await removeTree(path);
     else if (entry.isDirectory()) await removeGitDirs(path);
   }
 }
@@ -134,8 +135,8 @@ export async function runJob(ctx: JobContext, trigger: Trigger, record: BuildRec
   await history.update(record.id, { state: 'running', startedAt: new Date().toISOString() });
   const buildLog = await BuildLog.open(history.logPath(record.id));
   try {
-    await rm(sourceDir, { recursive: true, force: true });
-    await rm(stageDir, { recursive: true, force: true });
+    await removeTree(sourceDir);
+    await removeTree(stageDir);
     await mkdir(sourceDir, { recursive: true });
     const fetched = await stage('fetch', () => fetch(ctx, trigger, sourceDir, buildLog));
     await history.update(record.id, { commit: fetched.commit });
@@ -175,9 +176,10 @@ export async function runJob(ctx: JobContext, trigger: Trigger, record: BuildRec
     return recordFailure(ctx, record, stageName, message, batchDir, log);
   } finally {
     await buildLog.close();
-    await rm(sourceDir, { recursive: true, force: true });
-    await rm(stageDir, { recursive: true, force: true });
-    await rm(batchDir, { recursive: true, force: true });
+    // Without the sandbox build.sh writes in sourceDir itself: removeTree takes a tree of any depth.
+    await removeTree(sourceDir);
+    await removeTree(stageDir);
+    await removeTree(batchDir);
   }
 }
 
@@ -210,7 +212,7 @@ async function publishOrHold(ctx: JobContext, record: BuildRecord, batchDir: str
   const hold = async (error: string): Promise<BuildRecord> => {
     const target = join(stateDirs(ctx.config.manager.stateDir).held, record.id);
     if (batchDir !== target) {
-      await rm(target, { recursive: true, force: true });
+      await removeTree(target);
       await rename(batchDir, target);
     }
     const held = { state: 'held' as const, finishedAt: new Date().toISOString(), stage: 'publish', error: `repository damaged: ${error}` };
@@ -258,7 +260,7 @@ export async function publishHeld(ctx: JobContext, record: BuildRecord): Promise
   } finally {
     await buildLog.close();
   }
-  if (result.state !== 'held') await rm(batchDir, { recursive: true, force: true });
+  if (result.state !== 'held') await removeTree(batchDir);
   return result;
 }
 

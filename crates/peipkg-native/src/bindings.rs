@@ -64,6 +64,8 @@ pub fn register(env: Env, exports: Value) -> Result<()> {
         ("dirLockHeld", dir_lock_held),
         ("renameExchange", rename_exchange),
         ("fsyncPath", fsync_path),
+        ("removeTree", remove_tree),
+        ("removeTreeSync", remove_tree_sync),
     ];
     for (name, f) in functions {
         export(env, exports, name, *f)?;
@@ -791,5 +793,15 @@ fn rename_exchange(env: Env, args: &[Value]) -> Result<Value> {
 
 fn fsync_path(env: Env, args: &[Value]) -> Result<Value> {
     durable::fsync(Path::new(&path_arg(env, args, 0, "path")?))?;
+    env.undefined()
+}
+
+fn remove_tree(env: Env, args: &[Value]) -> Result<Value> {
+    let path = path_arg(env, args, 0, "path")?;
+    env.promise("peipkg.removeTree", move || crate::remove::remove_tree(&path), |env, ()| env.undefined())
+}
+
+fn remove_tree_sync(env: Env, args: &[Value]) -> Result<Value> {
+    crate::remove::remove_tree(&path_arg(env, args, 0, "path")?)?;
     env.undefined()
 }

@@ -1,6 +1,6 @@
 //! peipkg-native: the byte-level core of peipkg as a Node-API addon.
 //!
-//! The core modules (`hash`, `zstd`, `tar`, `pack`, `ed25519`, `durable`) know nothing of
+//! The core modules (`hash`, `zstd`, `tar`, `pack`, `ed25519`, `durable`, `remove`) know nothing of
 //! JavaScript and are tested with `cargo test`; `bindings` converts between them and JS values;
 //! `ffi` is the only place with `unsafe`.
 
@@ -18,6 +18,7 @@ pub mod index;
 pub mod pack;
 pub mod progress;
 pub mod read;
+pub mod remove;
 pub mod tar;
 pub mod zstd;
 

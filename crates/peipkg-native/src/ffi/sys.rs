@@ -1,11 +1,12 @@
 //! The Linux calls the standard library lacks: `renameat2(RENAME_EXCHANGE)`, a symlink-refusing
-//! walk with `openat`, and `sync_file_range` to start writeback early.
+//! walk with `openat`, `sync_file_range` to start writeback early, and the descriptor-relative
+//! calls (`openat`, `unlinkat`, `fdopendir`, `fchmod`) that `remove.rs` removes trees with.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::io::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 /// `RENAME_EXCHANGE` from `<linux/fs.h>` (not exported by the libc crate for glibc targets).
@@ -74,4 +75,109 @@ pub fn start_writeback(file: &File, offset: u64, len: u64) {
             libc::SYNC_FILE_RANGE_WRITE,
         );
     }
+}
+
+/// The directory descriptor calls are relative to: an open directory, or the working directory.
+#[derive(Clone, Copy)]
+pub enum Dir<'a> {
+    Cwd,
+    Fd(BorrowedFd<'a>),
+}
+
+impl Dir<'_> {
+    fn raw(self) -> RawFd {
+        match self {
+            Dir::Cwd => libc::AT_FDCWD,
+            Dir::Fd(fd) => fd.as_raw_fd(),
+        }
+    }
+}
+
+/// Opens the directory `name` in `dir` for reading, refusing a symlink (`ELOOP`) or a non-directory
+/// (`ENOTDIR`). `name` may be `..`.
+pub fn open_dir_at(dir: Dir, name: &[u8]) -> io::Result<OwnedFd> {
+    openat(dir.raw(), name, libc::O_RDONLY | libc::O_DIRECTORY)
+}
+
+/// `unlinkat(2)`: removes the file, symlink or (with `directory`) empty directory `name` in `dir`.
+/// Without `directory`, a directory fails with `EISDIR`.
+pub fn unlink_at(dir: Dir, name: &[u8], directory: bool) -> io::Result<()> {
+    let c = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let flags = if directory { libc::AT_REMOVEDIR } else { 0 };
+    // SAFETY: `dir` is an open descriptor (or AT_FDCWD) and `c` a valid C string.
+    if unsafe { libc::unlinkat(dir.raw(), c.as_ptr(), flags) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The device and inode numbers of an open file: what identifies a directory across re-opens.
+pub fn file_id(fd: BorrowedFd) -> io::Result<(u64, u64)> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `fd` is open and `st` is writable memory of the right size.
+    if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstat succeeded, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// Sets the permission bits of an open file.
+pub fn fchmod(fd: BorrowedFd, mode: u32) -> io::Result<()> {
+    // SAFETY: `fd` is open; fchmod only reads its arguments.
+    if unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Sets the permission bits of the directory `name` in `dir` without following a symlink: the
+/// directory is pinned with an `O_PATH` descriptor (which needs no permission on it), then changed
+/// through `/proc/self/fd`, since `fchmod` refuses `O_PATH` descriptors and `fchmodat` has no
+/// working `AT_SYMLINK_NOFOLLOW` on Linux.
+pub fn chmod_dir_at(dir: Dir, name: &[u8], mode: u32) -> io::Result<()> {
+    let pinned = openat(dir.raw(), name, libc::O_PATH | libc::O_DIRECTORY)?;
+    let proc = CString::new(format!("/proc/self/fd/{}", pinned.as_raw_fd())).expect("no NUL in a number");
+    // SAFETY: `proc` is a valid C string; `pinned` stays open until after the call.
+    if unsafe { libc::chmod(proc.as_ptr(), mode as libc::mode_t) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The names in an open directory, without `.` and `..`, in the order the file system gives them.
+/// Reads through a descriptor of its own, so `dir` keeps its offset and stays open.
+pub fn dir_names(dir: BorrowedFd) -> io::Result<Vec<Vec<u8>>> {
+    let own = openat(dir.as_raw_fd(), b".", libc::O_RDONLY | libc::O_DIRECTORY)?;
+    // SAFETY: `own` is an open directory descriptor; on success the stream owns it (closedir
+    // closes it), so it is released from the OwnedFd first.
+    let stream = unsafe { libc::fdopendir(own.as_raw_fd()) };
+    if stream.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    std::mem::forget(own);
+    let mut names = Vec::new();
+    let result = loop {
+        // SAFETY: errno is thread-local; readdir signals the end and errors with NULL, told apart by errno.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: `stream` is a valid open DIR*.
+        let entry = unsafe { libc::readdir64(stream) };
+        if entry.is_null() {
+            let err = io::Error::last_os_error();
+            break if err.raw_os_error() == Some(0) { Ok(()) } else { Err(err) };
+        }
+        // SAFETY: readdir returned a valid entry whose d_name is NUL-terminated and lives until
+        // the next readdir call; the bytes are copied out before that.
+        let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) }.to_bytes();
+        if name != b"." && name != b".." {
+            names.push(name.to_vec());
+        }
+    };
+    // SAFETY: `stream` is valid and closed exactly once.
+    unsafe { libc::closedir(stream) };
+    result.map(|()| names)
 }
