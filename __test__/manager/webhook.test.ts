@@ -39,14 +39,14 @@ interface Running {
 }
 
 /** A farm watching one upstream (tag v1.0.0) with webhooks on, its daemon started. */
-async function runningFarm(t: ExecutionContext, setup?: (farm: Farm) => Promise<void>): Promise<Running> {
+async function runningFarm(t: ExecutionContext, setup?: (farm: Farm) => Promise<void>, moreHttp = ''): Promise<Running> {
   const upstream = await makeUpstream(t);
   await upstream.tag('v1.0.0');
   const farm = await makeFarm(t);
   const secretFile = join(farm.root, 'webhook.secret');
   await writeFile(secretFile, `${SECRET}\n`, { mode: 0o600 });
   const port = await freePort();
-  await farm.writeConfig('', { http: `[http]\naddr = "127.0.0.1:${port}"\nwebhook_secret_file = ${JSON.stringify(secretFile)}` });
+  await farm.writeConfig('', { http: `[http]\naddr = "127.0.0.1:${port}"\nwebhook_secret_file = ${JSON.stringify(secretFile)}\n${moreHttp}` });
   await writeRecipe(farm.recipesDir, { git: upstream.dir, githubWebhook: true, pollInterval: '1h' });
   if (setup) await setup(farm);
   const daemon = startDaemon(t, farm.configPath);
@@ -368,6 +368,7 @@ test('a gzip-encoded webhook is refused with 415 before its body is read, and no
   for (const [what, body] of [
     ['a gzip bomb (16 MiB of zeros)', gzipSync(Buffer.alloc(16 * MiB))],
     ['a push, gzipped and signed over the compressed bytes', gzipSync(payload)],
+    ['a body that is no gzip at all', Buffer.from('this is not gzip data')],
   ] as const) {
     const reply = await rawRequest({
       port: app.port,
@@ -520,7 +521,30 @@ test('a body not received within the deadline is 408 and the connection closed; 
   t.is(next.status, 200, next.text);
 });
 
+test('client mistakes elsewhere are 4xx warnings too, never a 500 or a stack trace', async (t) => {
+  const app = await startApp(t);
+  const reply = await rawRequest({ port: app.port, method: 'GET', path: '/builds/%E0%A4%A/log', headers: { Connection: 'close' } });
+  t.is(reply.status, 400, reply.text);
+  t.is(codeOf(reply), 'bad_request');
+  t.regex(app.log(), /level=warn msg="bad request" status=400 .*remote=127\.0\.0\.1:\d+/);
+  t.false(app.log().includes('http handler failed'));
+  t.false(/\n\s+at /.test(app.log()), 'no stack trace');
+});
+
 // ---- The daemon under the issue's attack ----
+
+test.serial('the daemon reads webhook bodies up to [http].webhook_max_body as configured', async (t) => {
+  t.timeout(120_000);
+  const r = await runningFarm(t, undefined, 'webhook_max_body = "2MiB"');
+  const port = Number(new URL(r.base).port);
+  // 1.5 MiB: over the default, within the configured 2 MiB, so it is read and its signature checked.
+  const within = Buffer.alloc(1.5 * MiB, 0x20);
+  const read = await rawRequest({ port, headers: webhookHeaders({ 'Content-Length': String(within.length), 'X-Hub-Signature-256': BOGUS_SIGNATURE, Connection: 'close' }), send: (write) => write(within).then(() => undefined) });
+  t.is(read.status, 401, read.text.slice(0, 300));
+  const over = await rawRequest({ port, headers: webhookHeaders({ 'Content-Length': String(2 * MiB + 1), 'X-Hub-Signature-256': BOGUS_SIGNATURE }) });
+  t.is(over.status, 413, over.text);
+  t.regex(over.text, /body larger than 2MiB/);
+});
 
 function vmRssKiB(pid: number): Promise<number> {
   return readFile(`/proc/${pid}/status`, 'utf8').then((text) => Number(/^VmRSS:\s+(\d+) kB$/m.exec(text)?.[1] ?? NaN));

@@ -139,6 +139,7 @@ function readSignedBody(req: IncomingMessage, secret: Buffer, limit: number, tim
 function answerAndClose(req: IncomingMessage, status: number, headers: Record<string, string>, body: string): void {
   const socket = req.socket;
   req.pause();
+  if (socket.destroyed) return;
   const head = [
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
     'Content-Type: application/json; charset=utf-8',
