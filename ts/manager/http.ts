@@ -13,8 +13,9 @@
  * anything is believed: a Content-Encoding is refused (415; GitHub never compresses, and nothing
  * is inflated), a Content-Length over `[http].webhook_max_body` is refused at once (413), a body
  * that grows past it is cut off (413), one that takes longer than 10 s is cut off (408), and at
- * most 16 are read at once (503 with Retry-After). Each refusal closes the connection. The HMAC
- * is computed as the bytes arrive; at most `webhook_max_body` × 16 bytes are held.
+ * most 16 are read at once (503 with Retry-After). A refusal before the whole body is read closes
+ * the connection (the sender gets a second to read the answer first). The HMAC is computed as
+ * the bytes arrive; at most `webhook_max_body` × 16 bytes are held.
  */
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
