@@ -613,3 +613,48 @@ test.serial('the daemon under attack: 100 streamed 16 MiB bodies and 150 gzip bo
   const body = pushBody('v1.1.0', '/srv/git/elsewhere.git');
   t.is((await postWebhook(r.base, 'push', body, sign(body))).status, 200);
 });
+
+test.serial('the daemon under slow senders: 16 bodies are read at once, the rest get 503 at once, the 16 get 408 after 10 s, /healthz stays fast', async (t) => {
+  t.timeout(120_000);
+  const r = await runningFarm(t);
+  const port = Number(new URL(r.base).port);
+  const body = Buffer.from(pushBody('v1.1.0', '/srv/git/elsewhere.git'));
+  const started = Date.now();
+  // Each sends a byte every half second, forever.
+  const slow = Array.from({ length: 24 }, () =>
+    rawRequest({
+      port,
+      headers: webhookHeaders({ 'Content-Length': String(body.length), 'X-Hub-Signature-256': sign(body) }),
+      send: async (write) => {
+        for (const byte of body) {
+          if (!(await write(Buffer.from([byte])))) return;
+          await sleep(500);
+        }
+      },
+      waitMs: 30_000,
+    }).then((reply) => ({ reply, ms: Date.now() - started })),
+  );
+  let done = false;
+  const healthz: number[] = [];
+  const prober = (async () => {
+    while (!done) {
+      const at = Date.now();
+      const response = await fetch(`${r.base}/healthz`, { signal: AbortSignal.timeout(5_000) }).catch(() => undefined);
+      healthz.push(response?.status === 200 ? Date.now() - at : Infinity);
+      await sleep(200);
+    }
+  })();
+  const replies = await Promise.all(slow);
+  done = true;
+  await prober;
+  const busy = replies.filter(({ reply }) => reply.status === 503);
+  const late = replies.filter(({ reply }) => reply.status === 408);
+  t.log(`503 ×${busy.length} (slowest after ${Math.max(...busy.map((b) => b.ms))} ms), 408 ×${late.length} (after ${Math.min(...late.map((b) => b.ms))}–${Math.max(...late.map((b) => b.ms))} ms); /healthz ${healthz.length} probes, slowest ${Math.max(...healthz)} ms`);
+  t.is(late.length, 16);
+  t.is(busy.length, 8);
+  t.true(busy.every((b) => b.ms < 2_000 && b.reply.closed), '503s come at once, and close');
+  t.true(late.every((b) => b.ms >= 9_500 && b.ms < 13_000 && b.reply.closed), '408s come after 10 s, and close');
+  t.true(Math.max(...healthz) < 1_000, `slowest /healthz ${Math.max(...healthz)} ms`);
+  // The slots are free again: a signed delivery is read and accepted.
+  t.is((await postWebhook(r.base, 'push', body, sign(body))).status, 200);
+});
