@@ -11,6 +11,7 @@ import { join } from 'node:path';
 
 import test from 'ava';
 
+import { parseConfig } from '../../ts/manager/config.js';
 import { runTool, type ToolResult } from '../helpers/cli.js';
 import { exitWithin, makeFarm, makeUpstream, publishedIn, startDaemon, writeRecipe } from '../helpers/farm.js';
 
@@ -37,6 +38,11 @@ const BAD: BadConfig[] = [
   { title: 'a poll interval below 1m', edit: pollInterval('30s'), named: ['[poll].default_interval', '1-minute minimum'] },
   { title: 'a poll interval that is no duration', edit: pollInterval('soon'), named: ['[poll].default_interval', '"soon"'] },
   { title: 'a listen address that is none', edit: append('[http]\naddr = "nonsense"'), named: ['[http].addr', '"nonsense"'] },
+  { title: 'a webhook_max_body above the 25 MiB GitHub sends', edit: append('[http]\nwebhook_max_body = "26MiB"'), named: ['[http].webhook_max_body', '26MiB is more than the 25MiB'] },
+  { title: 'a webhook_max_body that is no size', edit: append('[http]\nwebhook_max_body = "lots"'), named: ['[http].webhook_max_body', '"lots" is not a size'] },
+  { title: 'a webhook_max_body in decimal megabytes', edit: append('[http]\nwebhook_max_body = "1MB"'), named: ['[http].webhook_max_body', '"1MB" is not a size'] },
+  { title: 'a webhook_max_body of a few bytes', edit: append('[http]\nwebhook_max_body = 1'), named: ['[http].webhook_max_body', 'less than the 1KiB minimum'] },
+  { title: 'a webhook_max_body of the wrong type', edit: append('[http]\nwebhook_max_body = true'), named: ['[http].webhook_max_body', 'true is not a size'] },
   {
     title: 'a relative state_dir',
     edit: (c) => c.replace(/^state_dir = .*$/m, 'state_dir = "relative/state"'),
@@ -108,6 +114,22 @@ test('config: the unchanged config of these tests is valid (the cases above fail
   const result = await once(farm.configPath);
   t.is(result.exitCode, 0, result.stderr);
   t.true(await exists(join(farm.stateDir, 'repo', 'repo.json')), 'the repository was created');
+});
+
+test('config: [http].webhook_max_body is 1 MiB by default and takes sizes up to 25 MiB, in bytes or KiB/MiB', (t) => {
+  const base = ['[manager]', 'id = "f"', 'recipes_dir = "/r"', 'state_dir = "/s"', '[repo]', 'name = "n"', '[signing]', 'key_file = "/k"', '[poll]', 'default_interval = "1h"', '[http]', 'addr = "127.0.0.1:8080"'].join('\n');
+  const maxBody = (line: string): number => parseConfig(`${base}\n${line}\n`, '/etc/peipkg-manager/config.toml').http.webhookMaxBody;
+  t.is(maxBody(''), 1024 * 1024);
+  t.is(maxBody('webhook_max_body = "25MiB"'), 25 * 1024 * 1024);
+  t.is(maxBody('webhook_max_body = "512KiB"'), 512 * 1024);
+  t.is(maxBody('webhook_max_body = "1.5MiB"'), 1.5 * 1024 * 1024);
+  t.is(maxBody('webhook_max_body = 2097152'), 2 * 1024 * 1024);
+  t.is(maxBody('webhook_max_body = "65536B"'), 65536);
+  t.is(maxBody('webhook_max_body = 26214400'), 25 * 1024 * 1024, 'exactly 25 MiB in bytes');
+  t.throws(() => maxBody('webhook_max_body = 26214401'), { message: /\[http\]\.webhook_max_body: 26214401B is more than the 25MiB/ });
+  t.throws(() => maxBody('webhook_max_body = "26MiB"'), { message: /\[http\]\.webhook_max_body: 26MiB is more than the 25MiB GitHub ever sends/ });
+  t.throws(() => maxBody('webhook_max_body = "-1MiB"'), { message: /\[http\]\.webhook_max_body: "-1MiB" is not a size/ });
+  t.throws(() => maxBody('webhook_max_body = 0'), { message: /\[http\]\.webhook_max_body: 0B is less than the 1KiB minimum/ });
 });
 
 test('a state_dir that is a file, or lies under one, exits 1 saying so (not "a bug in peipkg"), and changes nothing', async (t) => {

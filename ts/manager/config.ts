@@ -18,6 +18,7 @@ import { DEFAULT_BUILD_USER } from '../build/user.js';
 import { formatDuration, parseDuration } from '../duration.js';
 import { InputError, UsageError } from '../errors.js';
 import { adviceErrors, formatZodIssues, type IssuePath } from '../format/issues.js';
+import { formatSize, parseSize } from '../size.js';
 
 /** A config that does not parse or validate: exit 2, with every problem named by key. */
 export class ConfigError extends UsageError {}
@@ -55,7 +56,7 @@ export interface Config {
   repo: { name: string; description: string };
   signing: { keyFile: string };
   upload: { backend: 'none' | 'rclone'; remote: string; retries: number; retryBackoffMs: number; timeoutMs: number };
-  http: { addr: ListenAddress | undefined; webhookSecretFile: string };
+  http: { addr: ListenAddress | undefined; webhookSecretFile: string; webhookMaxBody: number };
   poll: { defaultIntervalMs: number };
   build: { concurrency: number; timeoutMs: number; cloneTimeoutMs: number; zstdLevel: number; user: string; sandbox: SandboxMode };
   signingKeys: SigningKeyConfig[];
@@ -63,6 +64,11 @@ export interface Config {
 }
 
 const MINUTE = 60_000;
+
+/** `[http].webhook_max_body`: GitHub sends at most 25 MiB; pushes are a few KiB, so 1 MiB by default. */
+export const DEFAULT_WEBHOOK_MAX_BODY = 1024 ** 2;
+export const WEBHOOK_MAX_BODY_CEILING = 25 * 1024 ** 2;
+const WEBHOOK_MAX_BODY_FLOOR = 1024;
 
 /** Go's `net.Listen` address forms: `:8080`, `127.0.0.1:8080`, `[::1]:8080`, `localhost:8080`. */
 export function parseListenAddress(text: string): ListenAddress | undefined {
@@ -119,6 +125,19 @@ const ConfigWire = z.strictObject({
         if (addr !== '' && !parseListenAddress(addr)) ctx.addIssue({ code: 'custom', message: `"${addr}" is not a listen address (write e.g. :8080 or 127.0.0.1:8080)` });
       }),
       webhook_secret_file: optionalPath,
+      webhook_max_body: z
+        .union([str, z.number()], { error: (i) => `${JSON.stringify(i.input)} is not a size (write e.g. "1MiB", "512KiB" or a number of bytes)` })
+        .default(DEFAULT_WEBHOOK_MAX_BODY)
+        .transform((value, ctx) => {
+          const bytes = parseSize(value);
+          if (bytes === undefined) {
+            ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is not a size (write e.g. "1MiB", "512KiB" or a number of bytes)` });
+            return z.NEVER;
+          }
+          if (bytes > WEBHOOK_MAX_BODY_CEILING) ctx.addIssue({ code: 'custom', message: `${formatSize(bytes)} is more than the ${formatSize(WEBHOOK_MAX_BODY_CEILING)} GitHub ever sends` });
+          else if (bytes < WEBHOOK_MAX_BODY_FLOOR) ctx.addIssue({ code: 'custom', message: `${formatSize(bytes)} is less than the ${formatSize(WEBHOOK_MAX_BODY_FLOOR)} minimum (a number is bytes; write e.g. "1MiB")` });
+          return bytes;
+        }),
     })
     .prefault({}),
   poll: z
@@ -252,7 +271,7 @@ export function parseConfig(text: string, path: string): Config {
       retryBackoffMs: w.upload.retry_backoff,
       timeoutMs: w.upload.timeout,
     },
-    http: { addr: w.http.addr === '' ? undefined : parseListenAddress(w.http.addr), webhookSecretFile: w.http.webhook_secret_file },
+    http: { addr: w.http.addr === '' ? undefined : parseListenAddress(w.http.addr), webhookSecretFile: w.http.webhook_secret_file, webhookMaxBody: w.http.webhook_max_body },
     poll: { defaultIntervalMs: w.poll.default_interval },
     build: { concurrency: w.build.concurrency, timeoutMs: w.build.timeout, cloneTimeoutMs: w.build.clone_timeout, zstdLevel: w.build.zstd_level, user: w.build.user, sandbox: w.build.sandbox },
     signingKeys: w.signing_key.map((k) => ({ name: k.name, private: k.private, pubkeyEnv: k.pubkey_env })),

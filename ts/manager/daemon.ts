@@ -239,6 +239,7 @@ async function daemon(farm: Farm, config: Config, grants: Grants, log: Logger, s
       unhealthy: () => farm.unhealthy(),
       buildLog: (id) => (history.get(id) ? history.logPath(id) : undefined),
       webhookSecret: secret,
+      webhookMaxBody: config.http.webhookMaxBody,
       onRepositoryPush: (urls) => farm.onRepositoryPush(urls),
       log,
     });

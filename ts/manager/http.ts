@@ -5,22 +5,38 @@
  *   ANY  /healthz            200 "ok" — or 503 with the reason: stalled, repository damaged, upload failing
  *   ANY  /status             the contract's JSON, plus running jobs, queue, skipped recipes, history
  *   GET  /builds/<id>/log    one build's log (text/plain)
- *   POST /webhooks/github    HMAC-SHA256 over the raw body (X-Hub-Signature-256), 401 when missing
+ *   POST /webhooks/github    HMAC-SHA256 over the body as sent (X-Hub-Signature-256), 401 when missing
  *                            or wrong; `ping` → 200 "pong"; a push (or creation) of a tag polls
  *                            every opted-in recipe whose upstream is that repository, at once
+ *
+ * A webhook body is unauthenticated until its HMAC checks, so reading one is bounded before
+ * anything is believed: a Content-Encoding is refused (415; GitHub never compresses, and nothing
+ * is inflated), a Content-Length over `[http].webhook_max_body` is refused at once (413), a body
+ * that grows past it is cut off (413), one that takes longer than 10 s is cut off (408), and at
+ * most 16 are read at once (503 with Retry-After). A refusal before the whole body is read closes
+ * the connection (the sender gets a second to read the answer first). The HMAC is computed as
+ * the bytes arrive; at most `webhook_max_body` × 16 bytes are held.
  */
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import type { Server } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 
 import type { Logger } from '../log.js';
-import type { ListenAddress } from './config.js';
+import { formatSize } from '../size.js';
+import { DEFAULT_WEBHOOK_MAX_BODY, type ListenAddress } from './config.js';
 
-export const MAX_WEBHOOK_BODY = 16 * 1024 * 1024;
+/** A webhook body not received within this long is refused (408): a slow sender holds no slot for long. */
+export const WEBHOOK_BODY_TIMEOUT_MS = 10_000;
+/** Unauthenticated webhook bodies read at once; more are refused (503) without being read. */
+export const WEBHOOK_MAX_UNAUTHENTICATED = 16;
+/** Seconds a refused (503) sender is asked to wait. */
+const RETRY_AFTER_S = 5;
+/** How long a refused sender has to read its answer before the connection is closed under it. */
+const LINGER_MS = 1_000;
 
 export interface HttpDeps {
   status(): Promise<Record<string, unknown>>;
@@ -33,6 +49,11 @@ export interface HttpDeps {
   /** Polls the opted-in recipes whose upstream is one of `urls`; returns their ids. */
   onRepositoryPush(urls: string[]): string[];
   log: Logger;
+  /** `[http].webhook_max_body` (default 1 MiB). */
+  webhookMaxBody?: number;
+  /** Tests shorten these; the daemon keeps the defaults above. */
+  webhookBodyTimeoutMs?: number;
+  webhookMaxUnauthenticated?: number;
 }
 
 /** Only what we use of GitHub's payload; everything else in it is ignored. */
@@ -59,11 +80,90 @@ export function normaliseRepoUrl(url: string): string {
   return u;
 }
 
-function signatureValid(secret: Buffer, body: Buffer, header: string | undefined): boolean {
+/** The 32 bytes of a well-formed `sha256=<64 hex>` header, or undefined. */
+function parseSignature(header: string | undefined): Buffer | undefined {
   const m = /^sha256=([0-9a-fA-F]{64})$/.exec(header ?? '');
-  if (!m) return false;
-  const expected = createHmac('sha256', secret).update(body).digest();
-  return timingSafeEqual(expected, Buffer.from(m[1]!, 'hex'));
+  return m ? Buffer.from(m[1]!, 'hex') : undefined;
+}
+
+type BodyResult = { kind: 'ok'; body: Buffer; digest: Buffer } | { kind: 'too_large' } | { kind: 'timeout' } | { kind: 'aborted' };
+
+/**
+ * Reads `req`'s body as sent, no more than `limit` bytes and for no longer than `timeoutMs`,
+ * feeding each chunk to the HMAC as it arrives. On any outcome but `ok` the chunks are dropped and
+ * the request is paused: the caller answers and closes the connection.
+ */
+function readSignedBody(req: IncomingMessage, secret: Buffer, limit: number, timeoutMs: number): Promise<BodyResult> {
+  return new Promise((resolve) => {
+    const hmac = createHmac('sha256', secret);
+    let chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (result: BodyResult): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onAbort);
+      req.off('close', onAbort);
+      if (result.kind !== 'ok') {
+        chunks = [];
+        req.pause();
+      }
+      resolve(result);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) return finish({ kind: 'too_large' });
+      hmac.update(chunk);
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => finish({ kind: 'ok', body: Buffer.concat(chunks, size), digest: hmac.digest() });
+    // `close` before `end`: the sender went away mid-body.
+    const onAbort = (): void => finish({ kind: 'aborted' });
+    const timer = setTimeout(() => finish({ kind: 'timeout' }), timeoutMs);
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', onAbort);
+    req.once('close', onAbort);
+  });
+}
+
+/**
+ * Answers on the socket itself and half-closes it: no more is read, and the connection is closed
+ * (reset, if the sender is still sending) LINGER_MS later, or as soon as the sender closes its end.
+ * Node's own `Connection: close` closes the socket the moment the answer is flushed, which, with the
+ * sender's unread bytes still queued, is a reset that loses the answer on its way (a legitimate
+ * sender refused with 503 or 413 would see only "connection reset").
+ */
+function answerAndClose(req: IncomingMessage, status: number, headers: Record<string, string>, body: string): void {
+  const socket = req.socket;
+  req.pause();
+  if (socket.destroyed) return;
+  const head = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
+    'Content-Type: application/json; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Connection: close',
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+    '',
+    '',
+  ].join('\r\n');
+  socket.end(head + body);
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+}
+
+const remoteOf = (req: IncomingMessage): string => `${req.socket.remoteAddress ?? ''}:${req.socket.remotePort ?? ''}`;
+
+interface HttpErrorOptions {
+  /** Close the connection after answering: the body was not (all) read, and is not wanted. */
+  close?: boolean;
+  headers?: Record<string, string>;
+  /** A sender's mistake worth a warning (with its address) in the log. */
+  warn?: boolean;
 }
 
 class HttpError extends Error {
@@ -71,6 +171,7 @@ class HttpError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly options: HttpErrorOptions = {},
   ) {
     super(message);
   }
@@ -102,14 +203,51 @@ export function createHttpApp(deps: HttpDeps): express.Express {
       .pipe(res);
   });
 
-  const raw = express.raw({ type: () => true, limit: MAX_WEBHOOK_BODY });
-  app.post('/webhooks/github', raw, (req: Request, res: Response, next: NextFunction) => {
-    if (!deps.webhookSecret) return next(new HttpError(404, 'webhooks_disabled', 'webhooks are not enabled on this farm'));
-    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    if (!signatureValid(deps.webhookSecret, body, req.get('X-Hub-Signature-256'))) {
-      deps.log.warn('webhook signature invalid', { remote: `${req.socket.remoteAddress ?? ''}:${req.socket.remotePort ?? ''}` });
-      return next(new HttpError(401, 'invalid_signature', 'invalid signature'));
+  const maxBody = deps.webhookMaxBody ?? DEFAULT_WEBHOOK_MAX_BODY;
+  const bodyTimeoutMs = deps.webhookBodyTimeoutMs ?? WEBHOOK_BODY_TIMEOUT_MS;
+  const maxUnauthenticated = deps.webhookMaxUnauthenticated ?? WEBHOOK_MAX_UNAUTHENTICATED;
+  const tooLarge = (): HttpError => new HttpError(413, 'too_large', `body larger than ${formatSize(maxBody)}`, { close: true, warn: true });
+  let unauthenticated = 0;
+
+  app.post('/webhooks/github', (req: Request, res: Response, next: NextFunction) => {
+    // Everything that can be decided from the headers is decided before a byte of the body is read.
+    const secret = deps.webhookSecret;
+    if (!secret) return next(new HttpError(404, 'webhooks_disabled', 'webhooks are not enabled on this farm', { close: true }));
+    const encoding = (req.get('Content-Encoding') ?? '').trim().toLowerCase();
+    if (encoding !== '' && encoding !== 'identity') {
+      return next(new HttpError(415, 'unsupported_encoding', `Content-Encoding ${JSON.stringify(encoding)} not accepted (send the body as GitHub does, uncompressed)`, { close: true, warn: true }));
     }
+    const declared = req.get('Content-Length');
+    if (declared !== undefined && Number(declared) > maxBody) return next(tooLarge());
+    const signature = parseSignature(req.get('X-Hub-Signature-256'));
+    if (!signature) {
+      deps.log.warn('webhook signature invalid', { remote: remoteOf(req) });
+      return next(new HttpError(401, 'invalid_signature', 'invalid signature', { close: true }));
+    }
+    if (unauthenticated >= maxUnauthenticated) {
+      return next(new HttpError(503, 'busy', 'too many webhook bodies in flight; try again later', { close: true, warn: true, headers: { 'Retry-After': String(RETRY_AFTER_S) } }));
+    }
+    unauthenticated += 1;
+    readSignedBody(req, secret, maxBody, bodyTimeoutMs)
+      .finally(() => (unauthenticated -= 1))
+      .then((result) => {
+        if (result.kind === 'aborted') {
+          deps.log.warn('webhook body abandoned by the sender', { remote: remoteOf(req) });
+          return void req.socket.destroy();
+        }
+        if (result.kind === 'too_large') return next(tooLarge());
+        if (result.kind === 'timeout') return next(new HttpError(408, 'body_timeout', `body not received within ${bodyTimeoutMs / 1000}s`, { close: true, warn: true }));
+        if (!timingSafeEqual(result.digest, signature)) {
+          deps.log.warn('webhook signature invalid', { remote: remoteOf(req) });
+          return next(new HttpError(401, 'invalid_signature', 'invalid signature'));
+        }
+        handleEvent(req, res, next, result.body);
+      })
+      .catch(next);
+  });
+
+  /** An authenticated delivery. */
+  const handleEvent = (req: Request, res: Response, next: NextFunction, body: Buffer): void => {
     const event = req.get('X-GitHub-Event') ?? '';
     if (event === 'ping') return void res.status(200).type('text/plain').send('pong\n');
     let json: unknown;
@@ -131,17 +269,30 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     }
     for (const recipe of recipes) deps.log.info('webhook accepted, triggering immediate poll', { recipe });
     res.status(200).end();
-  });
+  };
   app.all('/webhooks/github', (_req, _res, next) => next(new HttpError(405, 'method_not_allowed', 'method not allowed')));
 
   app.use((_req, _res, next) => next(new HttpError(404, 'not_found', '404 page not found')));
 
-  // One place decides statuses: typed errors map to theirs; a too-large body is 413; anything else is a 500.
+  // One place decides statuses: typed errors map to theirs, as do the client errors express raises
+  // itself (a malformed URL: 400); anything else is a 500. A sender's mistake is a warning with its
+  // address, never a stack trace.
   // eslint-disable-next-line @typescript-eslint/no-unused-vars -- express recognises error handlers by their four parameters
-  app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    if (error instanceof HttpError) return void res.status(error.status).json({ error: error.message, code: error.code });
-    const status = (error as { status?: number }).status;
-    if (status === 413) return void res.status(413).json({ error: `body larger than ${MAX_WEBHOOK_BODY} bytes`, code: 'too_large' });
+  app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const status = error instanceof HttpError ? error.status : (error as { status?: unknown }).status;
+    const clientError = typeof status === 'number' && status >= 400 && status < 500;
+    if (res.headersSent) return void req.socket.destroy();
+    if (error instanceof HttpError) {
+      if (error.options.warn) deps.log.warn('webhook refused', { code: error.code, status: error.status, remote: remoteOf(req) });
+      const body = JSON.stringify({ error: error.message, code: error.code });
+      if (error.options.close) return answerAndClose(req, error.status, error.options.headers ?? {}, body);
+      if (error.options.headers) res.set(error.options.headers);
+      return void res.status(error.status).json({ error: error.message, code: error.code });
+    }
+    if (clientError) {
+      deps.log.warn('bad request', { status, err: (error as Error).message, remote: remoteOf(req) });
+      return void res.status(status).json({ error: (error as Error).message, code: 'bad_request' });
+    }
     deps.log.error('http handler failed', { err: (error as Error).message });
     res.status(500).json({ error: 'internal error', code: 'internal' });
   });
