@@ -220,6 +220,7 @@ interface RawAddon {
   fsyncPath(path: string): void;
   removeTree(path: string): Promise<void>;
   removeTreeSync(path: string): void;
+  swappedOwnerView(path: string, uid: number, gid: number): number;
 }
 
 /** `linux-x64-gnu`, `linux-arm64-gnu`, … (the napi-rs naming of platform packages). */
@@ -454,6 +455,12 @@ export const removeTree = (path: string): Promise<void> => callAsync(() => addon
 
 /** `removeTree` for signal handlers and other places that cannot wait. */
 export const removeTreeSync = (path: string): void => call(() => addon.removeTreeSync(path));
+/**
+ * A descriptor of a read-only, detached, idmapped view of `path` in which root's files belong to
+ * `uid`:`gid` (and theirs to root); the caller closes it. Root only; throws where the kernel lacks
+ * idmapped mounts.
+ */
+export const swappedOwnerView = (path: string, uid: number, gid: number): number => call(() => addon.swappedOwnerView(path, uid, gid));
 
 /** The raw addon, for tests that check how it treats values TypeScript would not allow. */
 export const rawAddonForTests: unknown = addon;

@@ -220,6 +220,28 @@ for (const who of RUNNERS) {
   });
 }
 
+(asRoot ? test : test.skip)('as root, an in-tree build may change files of any owner in a root-owned source: root\'s, the build user\'s, another user\'s', async (t) => {
+  const recipe = await recipeOf(t, [
+    'cd "$SOURCE_DIR"',
+    'for f in root.txt builder.txt stranger.txt sub/root.txt; do echo changed >> "$f"; done',
+    'touch sub/new; rm sub/root.txt',
+    'stat -c "%n %U" root.txt builder.txt stranger.txt sub sub/new | tr "\n" ";" > "$d/owners"',
+    'cat root.txt builder.txt stranger.txt | tr "\n" " " > "$d/content"',
+  ]);
+  const build = await buildOf(t, recipe, { 'root.txt': 'r\n', 'builder.txt': 'b\n', 'stranger.txt': 's\n' });
+  await mkdir(join(build.source, 'sub'));
+  await writeFile(join(build.source, 'sub', 'root.txt'), 'r\n');
+  await execa('chown', ['peipkg-build:peipkg-build', join(build.source, 'builder.txt')]);
+  await execa('chown', ['4321:4321', join(build.source, 'stranger.txt')]);
+  const before = await snapshot(build.source);
+  const result = await runTool('peipkg-build', build.args);
+  t.is(result.exitCode, 0, result.stderr);
+  const inside = await extracted(t, build.out);
+  t.is(await fileIn(inside, 'content'), 'r changed b changed s changed');
+  t.is(await fileIn(inside, 'owners'), 'root.txt peipkg-build;builder.txt peipkg-build;stranger.txt peipkg-build;sub peipkg-build;sub/new peipkg-build;');
+  t.deepEqual(await snapshot(build.source), before, 'the source tree is exactly as it was');
+});
+
 test('--sandbox off leaves such processes running (the control for the test above)', async (t) => {
   const tag = String(process.pid * 10 + 3).slice(-5);
   const recipe = await recipeOf(t, [`setsid sh -c 'exec sleep 3${tag}1' < /dev/null > /dev/null 2>&1 &`, 'echo started > "$d/started"']);

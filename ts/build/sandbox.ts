@@ -59,6 +59,9 @@ export type Isolation =
   | { kind: 'unsandboxed'; reason: string }
   | { kind: 'off' };
 
+/** Where the script runner puts `SandboxRun.sourceView` in bwrap's descriptors. */
+export const SOURCE_VIEW_FD = 4;
+
 /** The host trees every sandbox sees, read-only: symlinks (merged /usr) are recreated as symlinks. */
 const SYSTEM_TREES = ['/usr', '/etc', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
 
@@ -73,12 +76,13 @@ options=$1 owner=$2
 shift 3
 if [ "$options" != - ]; then
   mount -t overlay peipkg-source -o "$options" ${INSIDE.source}
-  umount -l /build/.source /build/.cow
+  umount -l /build/.cow
+  case $options in lowerdir=/build/.source,*) umount -l /build/.source ;; esac
   if [ "$owner" != - ]; then
     find ${INSIDE.source} \\( ! -user "\${owner%:*}" -o ! -group "\${owner#*:}" \\) -exec chown -h "$owner" {} +
   fi
 fi
-exec "$@"
+exec 4<&- "$@"
 `;
 
 /**
@@ -92,6 +96,12 @@ export interface SandboxRun {
   rootless: boolean;
   /** Host paths. `source` may be missing (the contract does not require it). */
   source: string | undefined;
+  /**
+   * Root mode: an open descriptor of an idmapped view of `source` (root's files shown as the
+   * build user's), passed to bwrap as fd 4 and used as the overlay's lower layer instead of
+   * `source`: then nothing of the tree needs to be given to the build user entry by entry.
+   */
+  sourceView?: number;
   destDir: string;
   workDir: string;
   homeDir: string;
@@ -145,8 +155,12 @@ export async function sandboxCommand(run: SandboxRun): Promise<string[]> {
   args.push('--ro-bind', run.recipeDir, INSIDE.recipe);
   let overlay = '-';
   if (run.source !== undefined) {
-    args.push('--ro-bind', run.source, '/build/.source', '--bind', run.cowDir, '/build/.cow', '--dir', INSIDE.source);
-    overlay = `lowerdir=/build/.source,upperdir=/build/.cow/upper,workdir=/build/.cow/work,${run.rootless ? 'userxattr' : 'metacopy=on,redirect_dir=on'}`;
+    const lower = run.sourceView === undefined ? '/build/.source' : `/proc/self/fd/${SOURCE_VIEW_FD}`;
+    if (run.sourceView === undefined) args.push('--ro-bind', run.source, '/build/.source');
+    args.push('--bind', run.cowDir, '/build/.cow', '--dir', INSIDE.source);
+    // volatile: the upper layer is scratch, thrown away after the build, so it is never synced
+    // (that halves the cost of the metadata copy-up a root-owned source needs).
+    overlay = `lowerdir=${lower},upperdir=/build/.cow/upper,workdir=/build/.cow/work,volatile,${run.rootless ? 'userxattr' : 'metacopy=on,redirect_dir=on'}`;
   } else args.push('--dir', INSIDE.source);
   for (const bind of run.grants.binds) args.push(bind.writable ? '--bind' : '--ro-bind', bind.path, bind.path);
   args.push('--chdir', INSIDE.work);

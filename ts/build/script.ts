@@ -43,7 +43,8 @@ export interface ScriptRun {
   /** Stops the script (the reason becomes the error message). */
   signal?: AbortSignal;
   /** Runs the script in this sandbox (bwrap's command line); the paths above are the sandbox's. */
-  sandbox?: { command: string[]; home: string; network: boolean };
+  /** `sourceView`: a descriptor the sandbox's command expects as its fd 4 (`SOURCE_VIEW_FD`). */
+  sandbox?: { command: string[]; home: string; network: boolean; sourceView?: number };
 }
 
 export class BuildScriptError extends InputError {}
@@ -84,7 +85,7 @@ export async function runBuildScript(run: ScriptRun): Promise<void> {
   const child = spawn(command!, args, {
     cwd: run.sandbox ? '/' : run.workDir,
     env: scriptEnvironment(run),
-    stdio: run.sandbox ? ['ignore', process.stderr, 'pipe', 'pipe'] : ['ignore', process.stderr, process.stderr],
+    stdio: run.sandbox ? ['ignore', process.stderr, 'pipe', 'pipe', ...(run.sandbox.sourceView === undefined ? [] : [run.sandbox.sourceView])] : ['ignore', process.stderr, process.stderr],
     detached: true,
     ...(run.user && !run.sandbox ? { uid: run.user.uid, gid: run.user.gid } : {}),
   });

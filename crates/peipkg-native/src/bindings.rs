@@ -66,6 +66,7 @@ pub fn register(env: Env, exports: Value) -> Result<()> {
         ("fsyncPath", fsync_path),
         ("removeTree", remove_tree),
         ("removeTreeSync", remove_tree_sync),
+        ("swappedOwnerView", swapped_owner_view),
     ];
     for (name, f) in functions {
         export(env, exports, name, *f)?;
@@ -804,4 +805,14 @@ fn remove_tree(env: Env, args: &[Value]) -> Result<Value> {
 fn remove_tree_sync(env: Env, args: &[Value]) -> Result<Value> {
     crate::remove::remove_tree(&path_arg(env, args, 0, "path")?)?;
     env.undefined()
+}
+
+fn swapped_owner_view(env: Env, args: &[Value]) -> Result<Value> {
+    let path = path_arg(env, args, 0, "path")?;
+    let id = |i: usize, what: &str| -> Result<u32> {
+        let v = env.get_u64(arg(args, i, what)?, what)?;
+        u32::try_from(v).map_err(|_| Error::argument(format!("{what} is out of range")))
+    };
+    let view = crate::idmap::swapped_owner_view(&path, id(1, "uid")?, id(2, "gid")?)?;
+    env.number(crate::ffi::sys::into_raw(view) as f64)
 }

@@ -14,6 +14,7 @@ pub mod error;
 #[allow(unsafe_code)]
 mod ffi;
 pub mod hash;
+pub mod idmap;
 pub mod index;
 pub mod pack;
 pub mod progress;

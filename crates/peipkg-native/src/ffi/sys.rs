@@ -1,6 +1,7 @@
 //! The Linux calls the standard library lacks: `renameat2(RENAME_EXCHANGE)`, a symlink-refusing
 //! walk with `openat`, `sync_file_range` to start writeback early, and the descriptor-relative
-//! calls (`openat`, `unlinkat`, `fdopendir`, `fchmod`) that `remove.rs` removes trees with.
+//! calls (`openat`, `unlinkat`, `fdopendir`, `fchmod`) that `remove.rs` removes trees with, and
+//! the new mount API calls (`open_tree`, `mount_setattr`) for `idmap.rs`.
 
 use std::ffi::{CStr, CString};
 use std::fs::File;
@@ -180,4 +181,88 @@ pub fn dir_names(dir: BorrowedFd) -> io::Result<Vec<Vec<u8>>> {
     // SAFETY: `stream` is valid and closed exactly once.
     unsafe { libc::closedir(stream) };
     result.map(|()| names)
+}
+
+// --- idmapped mounts (`idmap.rs`) -------------------------------------------------------------
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// `struct mount_attr` from `<linux/mount.h>` (size version 0).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Starts `program` with `args` (it must wait to be killed) in a new user namespace of its own.
+pub fn spawn_in_new_user_namespace(program: &str, args: &[&str]) -> io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new(program);
+    command.args(args);
+    command.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    // SAFETY: the closure runs in the forked child before exec and calls only unshare(2), which is
+    // async-signal-safe; it touches no memory shared with the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::unshare(libc::CLONE_NEWUSER) == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        });
+    }
+    command.spawn()
+}
+
+/// A detached, read-only copy of the mount tree at `path`, its owners shown through the user
+/// namespace `userns` (`open_tree(OPEN_TREE_CLONE)` + `mount_setattr(MOUNT_ATTR_IDMAP)`). It is
+/// attached nowhere: it exists while the returned descriptor (or a mount made from it) does.
+pub fn idmapped_clone(path: &Path, userns: BorrowedFd) -> io::Result<OwnedFd> {
+    let c = c_path(path)?;
+    // SAFETY: plain syscalls with a valid C string and a struct of the kernel's documented layout;
+    // the descriptor returned is new and owned by us.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let tree = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    let empty = CStr::from_bytes_with_nul(b"\0").expect("a NUL-terminated empty string");
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if ret != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(tree)
+}
+
+/// Gives up ownership of `fd`: the caller (JavaScript) closes it.
+pub fn into_raw(fd: OwnedFd) -> RawFd {
+    use std::os::unix::io::IntoRawFd;
+    fd.into_raw_fd()
 }
