@@ -244,7 +244,7 @@ pub fn idmapped_clone(path: &Path, userns: BorrowedFd) -> io::Result<OwnedFd> {
         propagation: 0,
         userns_fd: userns.as_raw_fd() as u64,
     };
-    let empty = CStr::from_bytes_with_nul(b"\0").expect("a NUL-terminated empty string");
+    let empty = c"";
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
