@@ -202,6 +202,8 @@ const survivorScript = (tag: string): string[] => [
   `setsid sh -c 'exec sleep 3${tag}1' < /dev/null > /dev/null 2>&1 &`,
   `nohup sleep 3${tag}2 < /dev/null > /dev/null 2>&1 &`,
   `(trap "" HUP TERM; exec sleep 3${tag}3) < /dev/null > /dev/null 2>&1 &`,
+  // As in the issue: the script waits a second, so its children are surely running and detached.
+  'sleep 1',
   'echo started > "$d/started"',
 ];
 
@@ -244,7 +246,7 @@ for (const who of RUNNERS) {
 
 test('--sandbox off leaves such processes running (the control for the test above)', async (t) => {
   const tag = String(process.pid * 10 + 3).slice(-5);
-  const recipe = await recipeOf(t, [`setsid sh -c 'exec sleep 3${tag}1' < /dev/null > /dev/null 2>&1 &`, 'echo started > "$d/started"']);
+  const recipe = await recipeOf(t, [`setsid sh -c 'exec sleep 3${tag}1' < /dev/null > /dev/null 2>&1 &`, 'sleep 1', 'echo started > "$d/started"']);
   const build = await buildOf(t, recipe, undefined, ['--sandbox', 'off']);
   t.teardown(async () => {
     for (const pid of await processesWith(`sleep\u00003${tag}`)) process.kill(pid, 'SIGKILL');

@@ -188,6 +188,8 @@ pub fn dir_names(dir: BorrowedFd) -> io::Result<Vec<Vec<u8>>> {
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
 /// `struct mount_attr` from `<linux/mount.h>` (size version 0).
@@ -219,7 +221,7 @@ pub fn spawn_in_new_user_namespace(program: &str, args: &[&str]) -> io::Result<s
     command.spawn()
 }
 
-/// A detached, read-only copy of the mount tree at `path`, its owners shown through the user
+/// A detached, read-only, nosuid, nodev copy of the mount tree at `path`, its owners shown through the user
 /// namespace `userns` (`open_tree(OPEN_TREE_CLONE)` + `mount_setattr(MOUNT_ATTR_IDMAP)`). It is
 /// attached nowhere: it exists while the returned descriptor (or a mount made from it) does.
 pub fn idmapped_clone(path: &Path, userns: BorrowedFd) -> io::Result<OwnedFd> {
@@ -239,7 +241,8 @@ pub fn idmapped_clone(path: &Path, userns: BorrowedFd) -> io::Result<OwnedFd> {
     }
     let tree = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY,
+        // A file the build user owns is root's in the view: set-uid and device files mean nothing in it.
+        attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
         attr_clr: 0,
         propagation: 0,
         userns_fd: userns.as_raw_fd() as u64,
