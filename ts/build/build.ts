@@ -23,7 +23,7 @@ import { packageEntries, payloadOf, stanzaManifest, type BuildInfo } from './ass
 import { OutputBatch } from './output.js';
 import { partition, payloadProblems, PartitionError } from './partition.js';
 import { loadRecipe, type Recipe } from './recipe.js';
-import { INSIDE, openOverlayWorkDir, sandboxCommand, sandboxDirs, type SandboxGrants, type SandboxMode } from './sandbox.js';
+import { INSIDE, sandboxCommand, sandboxDirs, type SandboxGrants, type SandboxMode } from './sandbox.js';
 import { runBuildScript, SandboxUnavailableError, type BuildUser, type ScriptRun } from './script.js';
 import { walkStaged, type StagedEntry } from './stage.js';
 import { blockingParent, chownTree, firstForeignOwned, ownCopy, privateCopy } from './user.js';
@@ -204,7 +204,6 @@ async function runSandboxed(request: BuildRequest, recipe: Recipe, scratch: stri
       reason = `namespaces are not available here (${error.message})`;
     } finally {
       if (sourceView !== undefined) closeSync(sourceView);
-      await openOverlayWorkDir(dirs.cowDir);
     }
   }
   if (request.sandbox.mode === 'require') throw new InputError(`the build sandbox is required (--sandbox require), but ${reason}`);

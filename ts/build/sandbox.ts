@@ -25,7 +25,7 @@
  */
 
 import { spawn } from 'node:child_process';
-import { chmod, chown, lstat, mkdir, mkdtemp, readlink, writeFile } from 'node:fs/promises';
+import { chown, lstat, mkdir, mkdtemp, readlink, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, sep } from 'node:path';
 
 import { InputError } from '../errors.js';
@@ -185,14 +185,6 @@ export async function sandboxDirs(scratch: string, user: BuildUser | undefined):
   return dirs;
 }
 
-/**
- * overlayfs leaves `work/work` at mode 000, and after a copy-up not always empty: without root
- * nobody could list it to remove the scratch. The mounter's user owns it, so it may open it again.
- */
-export async function openOverlayWorkDir(cowDir: string): Promise<void> {
-  await chmod(join(cowDir, 'work', 'work'), 0o700).catch(() => undefined);
-}
-
 let probed: Promise<Isolation> | undefined;
 
 /**
@@ -234,7 +226,7 @@ async function probe(user: BuildUser | undefined, scratchParent: string): Promis
     const why = outcome.stderr.trim().split('\n').filter((l) => l !== '').slice(-2).join('; ') || `exit status ${outcome.code ?? 'none'}`;
     return { kind: 'unsandboxed', reason: `namespaces are not available here (${why})` };
   } finally {
-    await openOverlayWorkDir(join(scratch, 'cow'));
+    // overlayfs leaves `cow/work/work` at mode 000, not always empty: removeTree opens it up.
     await removeTree(scratch);
   }
 }

@@ -55,11 +55,16 @@ export async function chownTree(path: string, user: BuildUser): Promise<void> {
   }
 }
 
+/** `cp` of the tree `from` into `to` (made if missing) with `flags`; a failure says what the copy was `for`. */
+async function copyTree(from: string, to: string, flags: string[], purpose: string): Promise<void> {
+  await mkdir(to, { recursive: true });
+  const copied = await run('cp', [...flags, '--reflink=auto', `${from}/.`, `${to}/`]);
+  if (copied.exitCode !== 0) throw new InputError(`copy ${from}${purpose}: ${copied.stderr.trim() || `cp exit status ${copied.exitCode ?? 'none'}`}`);
+}
+
 /** Copies the tree `from` to `to` (symlinks kept as links, modes kept) and gives it to `user`. */
 export async function privateCopy(from: string, to: string, user: BuildUser): Promise<void> {
-  await mkdir(to, { recursive: true });
-  const copied = await run('cp', ['-a', '--reflink=auto', `${from}/.`, `${to}/`]);
-  if (copied.exitCode !== 0) throw new InputError(`copy ${from} for the build user: ${copied.stderr.trim() || `cp exit status ${copied.exitCode ?? 'none'}`}`);
+  await copyTree(from, to, ['-a'], ' for the build user');
   await chownTree(to, user);
 }
 
@@ -77,9 +82,7 @@ export async function firstForeignOwned(path: string, uid: number, gid: number):
 
 /** Copies the tree `from` to `to` as the caller: modes, times and links kept, every entry ours. */
 export async function ownCopy(from: string, to: string): Promise<void> {
-  await mkdir(to, { recursive: true });
-  const copied = await run('cp', ['-R', '--preserve=mode,timestamps,links', '--no-preserve=ownership', '--reflink=auto', `${from}/.`, `${to}/`]);
-  if (copied.exitCode !== 0) throw new InputError(`copy ${from}: ${copied.stderr.trim() || `cp exit status ${copied.exitCode ?? 'none'}`}`);
+  await copyTree(from, to, ['-R', '--preserve=mode,timestamps,links', '--no-preserve=ownership'], '');
 }
 
 /** The first directory above `path` that `user` cannot traverse (not theirs, no execute bit for others), if any. */
