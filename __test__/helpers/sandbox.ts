@@ -37,6 +37,8 @@ export async function listener(t: ExecutionContext): Promise<{ port: number; con
     connections++;
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
+    // A client that resets (a build killed mid-request) is an ECONNRESET here: without a listener it would crash the test run.
+    socket.on('error', () => undefined);
     socket.end('HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok');
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
