@@ -72,6 +72,12 @@ export interface PackSpec {
   compression: ZstdParams | null;
   fsync?: boolean;
   progress?: Progress;
+  /**
+   * Write the unsigned package in the "signable" form: every entry in one zstd frame, the
+   * 1024-byte end-of-archive trailer in a second one, so that `appendSignature` can sign it later
+   * without recompressing. Needs `compression` and no `signingKey`. Default false (one frame).
+   */
+  deferredSignature?: boolean;
 }
 
 export interface PackOutcome {
@@ -81,6 +87,14 @@ export interface PackOutcome {
   signedDigest: string;
   signature?: Buffer;
   fingerprint?: string;
+}
+
+export interface AppendedSignature {
+  /** The 64-byte Ed25519 signature over the signable digest. */
+  signature: Buffer;
+  fingerprint: string;
+  /** The file's size after signing. */
+  outputSize: number;
 }
 
 export interface PublicKeyInfo {
@@ -128,6 +142,11 @@ export interface PackageFacts {
   signature?: Buffer;
   /** SHA-256 (hex) of the tar bytes before the signature entry's header; absent when unsigned. */
   signedDigest?: string;
+  /**
+   * Unsigned packages only: SHA-256 (hex) of the tar bytes before the end-of-archive marker, i.e.
+   * what a signature entry appended there would cover (§4.2). Computed in the same pass.
+   */
+  signableDigest?: string;
   zeroBlocks: number;
   trailingData: boolean;
   truncated: boolean;
@@ -197,6 +216,7 @@ interface RawAddon {
   tarEntryHeader(entry: HeaderEntry, mtime: number): Buffer;
   pack(spec: PackSpec): Promise<PackOutcome>;
   readPackage(path: string, options: ReadPackageOptions): Promise<PackageFacts>;
+  appendSignature(path: string, key: SigningKey, signableDigest: string, mtime: number, expectedSize?: number): Promise<AppendedSignature>;
   indexStoreCreate(): RawIndexStore;
   indexLoad(store: RawIndexStore, path: string): Promise<{ header: IndexHeader; sha256: string; size: number; first: number; count: number; keys: string }>;
   indexInspect(path: string): Promise<{ header: IndexHeader; sha256: string; size: number }>;
@@ -344,6 +364,18 @@ export const pack = (spec: PackSpec): Promise<PackOutcome> => callAsync(() => ad
 /** Reads a package in one streaming pass and reports what it holds (see `format/verify.ts`). */
 export const readPackage = (path: string, options: ReadPackageOptions = {}): Promise<PackageFacts> =>
   callAsync(() => addon.readPackage(path, options));
+
+/**
+ * Signs, in place, an unsigned package written with `deferredSignature` (`crates/peipkg-native/src/deferred.rs`):
+ * walks its zstd frames by their headers only, requires at least two and a last one holding
+ * exactly the 1024 zero bytes of the end-of-archive trailer, and replaces that last frame by one
+ * holding the `.peipkg/signature` entry (Ed25519 over `signableDigest`, entry mtime `mtime`) and
+ * the trailer; then fsyncs. Anything else is refused with `CorruptDataError` (or
+ * `FileChangedError` when `expectedSize` no longer matches) and the file is left as it was.
+ * It trusts `signableDigest`: use `signDeferredPackage` (format/deferredSignature.ts), which verifies first.
+ */
+export const appendSignature = (path: string, key: SigningKey, signableDigest: string, options: { mtime: number; expectedSize?: number }): Promise<AppendedSignature> =>
+  callAsync(() => addon.appendSignature(path, key, signableDigest, options.mtime, options.expectedSize));
 
 /**
  * Index entries held in native memory (`crates/peipkg-native/src/index.rs`): loading a 100,000-entry

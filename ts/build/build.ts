@@ -38,6 +38,8 @@ export interface BuildRequest {
   timestamp: string;
   outDir: string;
   signingKey: SigningKey | undefined;
+  /** Write unsigned packages in the signable form (`PackSpec.deferredSignature`). */
+  deferredSignature?: boolean;
   /** Keys for `[[sign]]`, by the name recipes use. */
   binarySignKeys: ReadonlyMap<string, SigningKey>;
   buildEnv: ReadonlyMap<string, string>;
@@ -326,6 +328,7 @@ export async function runBuild(request: BuildRequest): Promise<BuiltPackage[]> {
         root: destDir,
         entries: packageEntries(manifest, payload),
         ...(request.signingKey ? { signingKey: request.signingKey } : {}),
+        ...(request.deferredSignature ? { deferredSignature: true } : {}),
         compression: { level: request.zstd.level, overlapLog: request.zstd.overlapLog, jobSize: request.zstd.jobSize },
         fsync: true,
       });

@@ -82,7 +82,17 @@ async function sandboxRequest(args: FlagBag, keyPaths: readonly string[]): Promi
   return { mode: mode as SandboxMode, grants: { network: booleanFlag(args, 'network'), binds }, hide: [...hide, ...keyPaths.map((p) => resolve(p))] };
 }
 
+/** `--deferred-signature`, which writes the unsigned, signable form and so excludes `--sign-key`. */
+function deferredSignature(args: FlagBag): boolean {
+  const deferred = booleanFlag(args, 'deferred-signature');
+  if (deferred && optionalFlag(args, 'sign-key') !== undefined) {
+    throw new UsageError('--deferred-signature and --sign-key exclude each other: a deferred-signature package is written unsigned, to be signed later in place');
+  }
+  return deferred;
+}
+
 async function buildCommand(args: FlagBag): Promise<void> {
+  const deferred = deferredSignature(args);
   const zstd = zstdSettings(args);
   const env = buildEnv(args);
   const userName = optionalFlag(args, 'build-user');
@@ -103,6 +113,7 @@ async function buildCommand(args: FlagBag): Promise<void> {
     timestamp,
     outDir: flags.out,
     signingKey,
+    deferredSignature: deferred,
     binarySignKeys: binaryKeys,
     buildEnv: env,
     zstd,
@@ -115,6 +126,7 @@ async function buildCommand(args: FlagBag): Promise<void> {
 }
 
 async function packCommand(args: FlagBag): Promise<void> {
+  const deferred = deferredSignature(args);
   const zstd = zstdSettings(args);
   const flags = requireFlags(args, ['manifest', 'staged', 'out']);
   const keyPath = optionalFlag(args, 'sign-key');
@@ -123,6 +135,7 @@ async function packCommand(args: FlagBag): Promise<void> {
     stagedDir: flags.staged,
     outPath: flags.out,
     signingKey: keyPath === undefined ? undefined : await signingKeyFlag(keyPath, '--sign-key', false),
+    deferredSignature: deferred,
     zstd,
     warn,
   });
@@ -200,6 +213,10 @@ export function declareCommands(parser: Argv): Argv {
           .option('timestamp', valueOption('YYYY-MM-DDTHH:MM:SSZ: every mtime and SOURCE_DATE_EPOCH'))
           .option('out', valueOption('output directory (created when packages are written)'))
           .option('sign-key', valueOption('Ed25519 private key (PKCS#8 PEM or 32-byte seed); omit for unsigned packages'))
+          .option('deferred-signature', {
+            type: 'boolean',
+            describe: 'write unsigned packages in the signable form (trailer in its own zstd frame), for a key holder to sign in place later without recompressing; excludes --sign-key',
+          })
           .option('build-env', valueOption('NAME=VALUE: an extra variable for build.sh (repeatable)'))
           .option('zstd-level', valueOption(`zstd level 1-22 (default ${DEFAULT_ZSTD.level})`))
           .option('timeout', valueOption('stop build.sh after this long, e.g. 2h (default: no limit)'))
@@ -224,6 +241,7 @@ export function declareCommands(parser: Argv): Argv {
           .option('staged', valueOption('the tree to package'))
           .option('out', valueOption('output .peipkg path'))
           .option('sign-key', valueOption('Ed25519 private key; omit for an unsigned package'))
+          .option('deferred-signature', { type: 'boolean', describe: 'write the unsigned package in the signable form (see build --help); excludes --sign-key' })
           .option('zstd-level', valueOption(`zstd level 1-22 (default ${DEFAULT_ZSTD.level})`))
           .option('json', { type: 'boolean', describe: 'print a JSON summary instead of the path' })
           .group(['manifest', 'staged', 'out'], REQUIRED_FLAGS)

@@ -26,6 +26,8 @@ export interface PackRequest {
   stagedDir: string;
   outPath: string;
   signingKey: SigningKey | undefined;
+  /** Write the unsigned package in the signable form (`PackSpec.deferredSignature`). */
+  deferredSignature?: boolean;
   zstd: ZstdSettings;
   warn: (message: string) => void;
 }
@@ -153,6 +155,7 @@ export async function runPack(request: PackRequest): Promise<BuiltPackage> {
       root: staged,
       entries: packageEntries(manifest, payload),
       ...(request.signingKey ? { signingKey: request.signingKey } : {}),
+      ...(request.deferredSignature ? { deferredSignature: true } : {}),
       compression: { level: request.zstd.level, overlapLog: request.zstd.overlapLog, jobSize: request.zstd.jobSize },
       fsync: true,
     });

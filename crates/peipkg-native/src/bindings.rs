@@ -43,6 +43,7 @@ pub fn register(env: Env, exports: Value) -> Result<()> {
         ("tarEntryHeader", tar_entry_header),
         ("pack", pack),
         ("readPackage", read_package),
+        ("appendSignature", append_signature),
         ("indexStoreCreate", index_store_create),
         ("indexLoad", index_load),
         ("indexInspect", index_inspect),
@@ -409,6 +410,10 @@ fn pack(env: Env, args: &[Value]) -> Result<Value> {
     let fsync = opt_prop(env, s, "fsync", "spec")?.map(|f| env.get_bool(f, "spec.fsync")).transpose()?.unwrap_or(false);
     let root =
         opt_prop(env, s, "root", "spec")?.map(|r| env.get_string(r, "spec.root").map(PathBuf::from)).transpose()?;
+    let split_trailer = opt_prop(env, s, "deferredSignature", "spec")?
+        .map(|f| env.get_bool(f, "spec.deferredSignature"))
+        .transpose()?
+        .unwrap_or(false);
     let spec = Spec {
         output: PathBuf::from(env.get_string(env.need(s, "output", "spec")?, "spec.output")?),
         mtime: env.get_u64(env.need(s, "mtime", "spec")?, "spec.mtime")?,
@@ -417,6 +422,7 @@ fn pack(env: Env, args: &[Value]) -> Result<Value> {
         key,
         compression,
         fsync,
+        split_trailer,
     };
     let progress = progress_prop(env, s, "spec")?;
     env.promise(
@@ -513,6 +519,9 @@ fn package_facts_value(env: Env, f: PackageFacts) -> Result<Value> {
     if let Some(d) = &f.signed_digest {
         env.set(o, "signedDigest", env.string(&hash::to_hex(d))?)?;
     }
+    if let Some(d) = &f.signable_digest {
+        env.set(o, "signableDigest", env.string(&hash::to_hex(d))?)?;
+    }
     env.set(o, "zeroBlocks", env.number(f.zero_blocks as f64)?)?;
     env.set(o, "trailingData", env.boolean(f.trailing_data)?)?;
     env.set(o, "truncated", env.boolean(f.truncated)?)?;
@@ -526,6 +535,25 @@ fn read_package(env: Env, args: &[Value]) -> Result<Value> {
     let path = path_arg(env, args, 0, "path")?;
     let opts = read_options(env, opt_arg(env, args, 1)?)?;
     env.promise("peipkg.readPackage", move || read::read_package(&path, &opts), package_facts_value)
+}
+
+fn append_signature(env: Env, args: &[Value]) -> Result<Value> {
+    let path = path_arg(env, args, 0, "path")?;
+    let key = env.get_external::<SigningKey>(arg(args, 1, "key")?, &KEY_TAG, "key", "a SigningKey")?;
+    let digest = parse_hex32(&env.get_string(arg(args, 2, "signableDigest")?, "signableDigest")?, "signableDigest")?;
+    let mtime = env.get_u64(arg(args, 3, "mtime")?, "mtime")?;
+    let expected = opt_arg(env, args, 4)?.map(|v| env.get_u64(v, "expectedSize")).transpose()?;
+    env.promise(
+        "peipkg.appendSignature",
+        move || crate::deferred::append_signature(&path, &key, &digest, mtime, expected),
+        |env, out| {
+            let o = env.object()?;
+            env.set(o, "signature", env.buffer(&out.signature)?)?;
+            env.set(o, "fingerprint", env.string(&out.fingerprint)?)?;
+            env.set(o, "outputSize", env.number(out.output_size as f64)?)?;
+            Ok(o)
+        },
+    )
 }
 
 // --- repository indexes ----------------------------------------------------------------------

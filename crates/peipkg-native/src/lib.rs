@@ -1,12 +1,13 @@
 //! peipkg-native: the byte-level core of peipkg as a Node-API addon.
 //!
-//! The core modules (`hash`, `zstd`, `tar`, `pack`, `ed25519`, `durable`, `remove`) know nothing of
+//! The core modules (`hash`, `zstd`, `tar`, `pack`, `deferred`, `ed25519`, `durable`, `remove`) know nothing of
 //! JavaScript and are tested with `cargo test`; `bindings` converts between them and JS values;
 //! `ffi` is the only place with `unsafe`.
 
 #![deny(unsafe_code)]
 
 mod bindings;
+pub mod deferred;
 pub mod durable;
 pub mod ed25519;
 pub mod elf;

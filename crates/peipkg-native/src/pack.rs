@@ -56,6 +56,11 @@ pub struct Spec {
     /// `None` writes the plain tar.
     pub compression: Option<Params>,
     pub fsync: bool,
+    /// The "signable" form of an unsigned package: every entry in one zstd frame and the
+    /// end-of-archive trailer in a second frame, which `sign::append_signature` can replace by a
+    /// frame holding the signature entry and the trailer without touching the first. Needs
+    /// compression and no key.
+    pub split_trailer: bool,
 }
 
 #[derive(Debug)]
@@ -108,6 +113,8 @@ impl Write for Output {
 enum Sink {
     Raw(BufWriter<Output>),
     Zstd(Box<Encoder<BufWriter<Output>>>),
+    /// Between two frames (only inside `TarStream::next_frame`).
+    Gap,
 }
 
 struct TarStream<'a> {
@@ -124,7 +131,18 @@ impl TarStream<'_> {
         match &mut self.sink {
             Sink::Raw(w) => w.write_all(bytes).map_err(|e| Error::io("write", self.path, e)),
             Sink::Zstd(z) => z.write(bytes),
+            Sink::Gap => unreachable!("no frame is open"),
         }
+    }
+
+    /// Ends the current zstd frame and starts another, pledged to hold exactly `size` bytes.
+    fn next_frame(&mut self, params: &Params, size: u64) -> Result<()> {
+        let Sink::Zstd(z) = std::mem::replace(&mut self.sink, Sink::Gap) else {
+            return Err(Error::argument("a second zstd frame needs compression"));
+        };
+        let writer = z.finish()?.0;
+        self.sink = Sink::Zstd(Box::new(Encoder::new(writer, self.path, params, Some(size))?));
+        Ok(())
     }
 
     fn pad(&mut self, size: u64) -> Result<()> {
@@ -135,6 +153,7 @@ impl TarStream<'_> {
         let w = match self.sink {
             Sink::Raw(w) => w,
             Sink::Zstd(z) => z.finish()?.0,
+            Sink::Gap => unreachable!("no frame is open"),
         };
         Ok(w.into_inner().map_err(|e| Error::io("write", self.path, e.into_error()))?.file)
     }
@@ -265,10 +284,13 @@ fn write_entries(spec: &Spec, out: &mut TarStream, progress: Option<&Progress>) 
 
 fn pack_into(spec: &Spec, file: File, progress: Option<&Progress>) -> Result<Outcome> {
     let tar_size = tar_size(spec)?;
+    let trailer = tar::TRAILER.len() as u64;
+    // The first frame is pledged to hold everything but the trailer, the second exactly the trailer.
+    let first_frame = if spec.split_trailer { tar_size - trailer } else { tar_size };
     let output = Output { file, early_writeback: spec.fsync, written: 0, kicked: 0 };
     let writer = BufWriter::with_capacity(READ_CHUNK, output);
     let sink = match &spec.compression {
-        Some(params) => Sink::Zstd(Box::new(Encoder::new(writer, &spec.output, params, Some(tar_size))?)),
+        Some(params) => Sink::Zstd(Box::new(Encoder::new(writer, &spec.output, params, Some(first_frame))?)),
         None => Sink::Raw(writer),
     };
     let mut out = TarStream { sink, path: &spec.output, hasher: Sha256::new(), written: 0 };
@@ -287,6 +309,10 @@ fn pack_into(spec: &Spec, file: File, progress: Option<&Progress>) -> Result<Out
         signature = Some(sig);
         fingerprint = Some(fp);
     }
+    if spec.split_trailer {
+        let params = spec.compression.as_ref().expect("checked by pack()");
+        out.next_frame(params, trailer)?;
+    }
     out.write(&tar::TRAILER)?;
     let written = out.written;
     debug_assert_eq!(written, tar_size);
@@ -300,6 +326,12 @@ fn pack_into(spec: &Spec, file: File, progress: Option<&Progress>) -> Result<Out
 
 /// Writes the package to `spec.output` (which must not exist). On failure nothing is left there.
 pub fn pack(spec: &Spec, progress: Option<&Progress>) -> Result<Outcome> {
+    if spec.split_trailer && spec.key.is_some() {
+        return Err(Error::argument("a deferred-signature (split trailer) package cannot also be signed"));
+    }
+    if spec.split_trailer && spec.compression.is_none() {
+        return Err(Error::argument("a deferred-signature (split trailer) package needs zstd compression"));
+    }
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -81,6 +81,10 @@ pub struct PackageFacts {
     pub signature: Option<Vec<u8>>,
     /// SHA-256 of tar[0:S], S = offset of the signature entry's header; `None` when unsigned.
     pub signed_digest: Option<[u8; 32]>,
+    /// For an unsigned package: SHA-256 of the tar bytes before the end-of-archive marker, which
+    /// is exactly what a signature entry appended there would cover (§4.2). `None` when signed
+    /// (or when the archive has no end-of-archive marker, or reading stopped early).
+    pub signable_digest: Option<[u8; 32]>,
     /// Zero blocks at the end, and whether anything but zeros followed the first two.
     pub zero_blocks: u32,
     pub trailing_data: bool,
@@ -232,6 +236,9 @@ fn walk(src: &mut Tracked<impl Read>, path: &Path, opts: &ReadOptions, facts: &m
         }
         if block.iter().all(|&b| b == 0) {
             facts.zero_blocks = 1;
+            if facts.signed_digest.is_none() {
+                facts.signable_digest = Some(before.finalize().into());
+            }
             // Count the zero blocks that follow and notice anything else after them.
             loop {
                 let got = read_full(src, &mut block).map_err(io_err)?;
