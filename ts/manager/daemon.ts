@@ -18,7 +18,10 @@ import { formatTimestamp } from '../format/timestamp.js';
 import { createLogger, type LogFormat, type Logger, type LogLevel } from '../log.js';
 import { DirLock, removeTree } from '../native.js';
 import { loadConfig, type Config, type ListenAddress } from './config.js';
-import { Farm } from './farm.js';
+import { artifactRouter } from './artifactHttp.js';
+import { Farm, readWorkerTokens, redisUrl } from './farm.js';
+import { createRedis } from './redisQueue.js';
+import type { Redis } from 'ioredis';
 import { loadGrants, type Grants } from './grants.js';
 import { History } from './history.js';
 import { createHttpApp, listen } from './http.js';
@@ -57,7 +60,7 @@ async function loadRosterLogged(config: Config, grants: Grants, log: Logger): Pr
 async function prepareStateDirs(stateDir: string, log: Logger): Promise<void> {
   const dirs = stateDirs(stateDir);
   for (const dir of Object.values(dirs)) await mkdir(dir, { recursive: true, mode: 0o755 });
-  for (const dir of [dirs.sources, dirs.stage, dirs.publish, dirs.tmp, dirs.upload]) {
+  for (const dir of [dirs.sources, dirs.stage, dirs.publish, dirs.tmp, dirs.upload, dirs.incoming, dirs.local]) {
     for (const name of await readdir(dir)) {
       log.info('removing work left by an earlier run', { path: join(dir, name) });
       // Scratch a build script filled, nested however deep: removeTree, which no PATH_MAX stops.
@@ -135,6 +138,7 @@ export async function runManager(options: ManagerOptions): Promise<number> {
   const log = createLogger({ level: options.logLevel, format: options.logFormat ?? config.manager.logFormat });
   await makeStateDir(config.manager.stateDir);
   let lock: DirLock;
+  let redisClient: Redis | undefined;
   try {
     lock = DirLock.acquire(config.manager.stateDir);
   } catch {
@@ -145,7 +149,7 @@ export async function runManager(options: ManagerOptions): Promise<number> {
     log.info('tools found', { 'peipkg-build': tools.peipkgBuild, 'peipkg-repo': tools.peipkgRepo, from: Object.values(tools.origin).join(',') });
     const root = runningAsRoot();
     const buildUser = root ? await lookupBuildUser(config.build.user) : undefined;
-    await signingKeyFlag(config.signing.keyFile, '[signing].key_file', true, buildUser?.uid);
+    const farmKey = await signingKeyFlag(config.signing.keyFile, '[signing].key_file', true, buildUser?.uid);
     const grants = await loadGrants(config, buildUser);
     if (!parentDeathSignalAvailable()) log.warn('setpriv (util-linux) is missing: builds may keep running if the manager is killed outright');
     const roster = await loadRosterLogged(config, grants, log);
@@ -157,8 +161,12 @@ export async function runManager(options: ManagerOptions): Promise<number> {
     await ensureRepository(config, tools, log);
     const history = await History.open(config.manager.stateDir, config.manager.historyKeep);
     await history.removeOrphanLogs();
-    const farm = new Farm({ config, tools, log, history, buildUser, isolation, grantFlags: (recipe) => grants.flagsFor(recipe) });
+    const tokens = await readWorkerTokens(config);
+    const redis = config.queue.backend === 'redis' ? await connectRedis(config, log) : undefined;
+    redisClient = redis?.client;
+    const farm = new Farm({ config, tools, log, history, buildUser, isolation, grants, farmKey, ...(redis ? { redis } : {}) });
     farm.setRoster(roster);
+    await farm.startQueue(tokens);
     // A damaged repository is reported (and re-checked) rather than fatal: builds go on and are held.
     await farm.checkRepository();
     // The remote may be behind: an upload that failed, or was cut short by a stop, before this start.
@@ -168,7 +176,37 @@ export async function runManager(options: ManagerOptions): Promise<number> {
     if (error instanceof InputError) log.error('manager exited with error', { err: error.message });
     throw error;
   } finally {
+    redisClient?.disconnect();
     lock.release();
+  }
+}
+
+/** Connects to `[queue].url`. Unreachable is not fatal (the farm waits for it); refused credentials are. */
+async function connectRedis(config: Config, log: Logger): Promise<{ url: string; client: Redis }> {
+  const url = await redisUrl(config);
+  const client = createRedis(url, log, 'coordinator');
+  try {
+    await Promise.race([client.ping(), new Promise((_, reject) => setTimeout(() => reject(new Error('no answer within 5s')), 5_000).unref())]);
+    log.info('queue connected', { backend: 'redis', url: redactUrl(url) });
+  } catch (error) {
+    const message = (error as Error).message;
+    if (/NOAUTH|WRONGPASS|invalid password|invalid username/i.test(message)) {
+      client.disconnect();
+      throw new InputError(`[queue].url ${redactUrl(url)}: Redis refused the credentials (${message}); set the password in the URL or in url_file`);
+    }
+    log.warn('redis unreachable at start-up; waiting for it (queued work resumes when it is back)', { url: redactUrl(url), err: message });
+  }
+  return { url, client };
+}
+
+/** The URL without its password, for logs and messages. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(unparsable URL)';
   }
 }
 
@@ -183,6 +221,7 @@ async function sweepOnce(farm: Farm, roster: Roster, log: Logger): Promise<numbe
     farm.abort.abort(`stopped by ${signal}`);
     void farm.poller.stop();
     void farm.queue.drain();
+    farm.stopLocalNow();
     void farm.uploader?.stop();
     void farm.stopRepositoryWatch();
   };
@@ -195,6 +234,7 @@ async function sweepOnce(farm: Farm, roster: Roster, log: Logger): Promise<numbe
     await farm.queue.idle();
     await farm.uploader?.idle();
     await farm.poller.stop();
+    await farm.stopQueue(0);
   } finally {
     process.off('SIGTERM', onStop);
     process.off('SIGINT', onStop);
@@ -242,6 +282,7 @@ async function daemon(farm: Farm, config: Config, grants: Grants, log: Logger, s
       webhookMaxBody: config.http.webhookMaxBody,
       onRepositoryPush: (urls) => farm.onRepositoryPush(urls),
       log,
+      ...(farm.receiver ? { artifacts: artifactRouter(farm.receiver, log) } : {}),
     });
     server = await listenOn(app, config.http.addr);
     log.info('webhook server listening', { addr: `${config.http.addr.host ?? ''}:${server.port}` });
@@ -256,6 +297,8 @@ async function daemon(farm: Farm, config: Config, grants: Grants, log: Logger, s
         try {
           const roster = await loadRosterLogged(config, grants, log);
           farm.setRoster(roster);
+          // Workers removed from the config are revoked now; other changes to it need a restart.
+          if (config.queue.backend === 'redis') farm.setWorkerTokens(await readWorkerTokens(await loadConfig(config.path)));
           farm.poller.watch(farm.recipes());
           log.info('recipes reloaded', { count: roster.recipes.length, dir: config.manager.recipesDir });
           // An operator who repaired the repository need not wait for the next check.
@@ -269,6 +312,7 @@ async function daemon(farm: Farm, config: Config, grants: Grants, log: Logger, s
       if (stopping) {
         log.warn('second signal: stopping running builds now', { signal });
         farm.abort.abort('stopped by a second signal');
+        farm.stopLocalNow();
         return;
       }
       stopping = true;
@@ -281,6 +325,7 @@ async function daemon(farm: Farm, config: Config, grants: Grants, log: Logger, s
         await farm.poller.stop();
         await new Promise<void>((r) => (server ? server.server.close(() => r()) : r()));
         await farm.queue.drain();
+        await farm.stopQueue(config.manager.drainTimeoutMs);
         await farm.stopRepositoryWatch();
         await farm.uploader?.stop();
         clearTimeout(timer);

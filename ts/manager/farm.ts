@@ -4,12 +4,24 @@
  * HTTP); this module owns what happens to a trigger from the queue to the history.
  */
 
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
+
+import type { Redis } from 'ioredis';
 
 import type { Logger } from '../log.js';
 import type { BuildUser } from '../build/script.js';
 import { describeIsolation, type Isolation } from '../build/sandbox.js';
 import type { Config } from './config.js';
+import { Coordinator } from './coordinator.js';
+import { serialiser } from './serialiser.js';
+import { FarmWorker } from './farmWorker.js';
+import type { Grants } from './grants.js';
+import { asDelivery, Receiver } from './receiver.js';
+import { JobSource, RedisQueue, Registry, LIVE_MS, type WorkerInfo } from './redisQueue.js';
+import { hostArchitecture } from './route.js';
+import type { ResultSink } from './sink.js';
+import { signingKeyInfo, type SigningKey } from '../native.js';
+import { InputError } from '../errors.js';
 import type { BuildRecord, History } from './history.js';
 import { normaliseRepoUrl } from './http.js';
 import { publishHeld, runJob, stateDirs, type JobContext, type Tools } from './job.js';
@@ -31,16 +43,6 @@ const SKIPPED: Record<Exclude<Decision, 'build'>, string> = {
   held: 'trigger skipped (built; held until the repository is repaired)',
 };
 
-/** Runs async work one piece at a time (publishes and uploads). */
-export function serialiser(): <T>(work: () => Promise<T>) => Promise<T> {
-  let tail: Promise<unknown> = Promise.resolve();
-  return <T>(work: () => Promise<T>): Promise<T> => {
-    const run = tail.then(work, work);
-    tail = run.catch(() => undefined);
-    return run;
-  };
-}
-
 export interface FarmDeps {
   config: Config;
   tools: Tools;
@@ -49,7 +51,53 @@ export interface FarmDeps {
   buildUser: BuildUser | undefined;
   /** What isolation build scripts get on this host (found at start-up). */
   isolation: Isolation;
-  grantFlags(recipe: string): string[];
+  grants: Grants;
+  /** The farm's package key, loaded (the coordinator signs what workers build). */
+  farmKey: SigningKey;
+  /** Set with `[queue] backend = "redis"`: the URL (password included) and a client for the farm's keys. */
+  redis?: { url: string; client: Redis };
+}
+
+/** `[queue].url`, or the first line of `[queue].url_file` (so the password stays out of the config). */
+export async function redisUrl(config: Config): Promise<string> {
+  if (config.queue.url !== '') return config.queue.url;
+  const text = await readFile(config.queue.urlFile, 'utf8').catch((e: Error) => {
+    throw new InputError(`[queue].url_file ${config.queue.urlFile}: cannot read it: ${e.message}`);
+  });
+  const url = text.split('\n')[0]?.trim() ?? '';
+  if (url === '') throw new InputError(`[queue].url_file ${config.queue.urlFile} is empty; put the Redis URL in it (redis://:password@host:6379/0)`);
+  return url;
+}
+
+/** Each `[[worker]]`'s token, read at start-up (and on SIGHUP): a missing or empty one stops the start. */
+export async function readWorkerTokens(config: Config): Promise<Map<string, Buffer>> {
+  const tokens = new Map<string, Buffer>();
+  for (const worker of config.workers) {
+    const text = await readFile(worker.tokenFile, 'utf8').catch((e: Error) => {
+      throw new InputError(`[[worker]] ${worker.id}: token_file ${worker.tokenFile}: cannot read it: ${e.message}`);
+    });
+    const token = text.trim();
+    if (token.length < 16) throw new InputError(`[[worker]] ${worker.id}: token_file ${worker.tokenFile} holds ${token.length === 0 ? 'nothing' : 'a token shorter than 16 characters'}; put a long random token in it (openssl rand -hex 32)`);
+    tokens.set(worker.id, Buffer.from(token));
+  }
+  return tokens;
+}
+
+/** The coordinator's own builds hand their files to its receiver directly. */
+class DirectSink implements ResultSink {
+  constructor(private readonly receiver: Receiver) {}
+
+  async sendFile(...args: Parameters<ResultSink['sendFile']>): Promise<void> {
+    await this.receiver.receiveLocalFile(args[0], args[1], args[2], args[3]).catch((e: unknown) => {
+      throw asDelivery(e);
+    });
+  }
+
+  async sendResult(...args: Parameters<ResultSink['sendResult']>): ReturnType<ResultSink['sendResult']> {
+    return this.receiver.result(args[0], args[1]).catch((e: unknown) => {
+      throw asDelivery(e);
+    });
+  }
 }
 
 /**
@@ -79,6 +127,15 @@ export class Farm {
   private recheck: NodeJS.Timeout | undefined;
   private publishingHeld: Promise<void> | undefined;
   readonly repository: RepositoryHealth;
+  /** Set with the Redis backend. */
+  private readonly redisQueue: RedisQueue | undefined;
+  private readonly registry: Registry | undefined;
+  readonly receiver: Receiver | undefined;
+  private coordinator: Coordinator | undefined;
+  private localWorker: FarmWorker | undefined;
+  private localSource: JobSource | undefined;
+  private reaper: NodeJS.Timeout | undefined;
+  private workerTokens = new Map<string, Buffer>();
   /** Set when a build or publish failed, or a recipe could not be watched (`--once` exits 1). */
   sweepFailed = false;
 
@@ -111,7 +168,7 @@ export class Farm {
       history: deps.history,
       published: this.published,
       buildUser: deps.buildUser,
-      grantFlags: (id) => deps.grantFlags(id),
+      grantFlags: (id) => deps.grants.flagsFor(id),
       sandboxFlags: sandboxFlags(config, deps.isolation),
       sandboxed: deps.isolation.kind === 'sandbox',
       publishLock: exclusive,
@@ -119,7 +176,40 @@ export class Farm {
       repository: this.repository,
       abort: this.abort.signal,
     };
-    this.queue = new EmbeddedQueue(config.build.concurrency, (trigger) => this.work(trigger));
+    if (deps.redis) {
+      const registry = new Registry(deps.redis.client);
+      this.registry = registry;
+      const coordinator = new Coordinator({
+        config,
+        log,
+        history: deps.history,
+        jobs: this.jobs,
+        farmKey: deps.farmKey,
+        grants: deps.grants,
+        registry,
+        queue: () => this.redisQueue!,
+        recipe: (id) => this.roster.get(id),
+        onFinished: (record) => {
+          this.counters.attempted++;
+          this.lastProgress = Date.now();
+          this.finished(record);
+        },
+      });
+      this.coordinator = coordinator;
+      this.redisQueue = new RedisQueue({ url: deps.redis.url, registry, log, lockWindowMs: config.queue.lockWindowMs, payloads: (t) => coordinator.payloads(t) });
+      this.queue = this.redisQueue;
+      this.receiver = new Receiver({
+        incomingDir: dirs.incoming,
+        queue: this.redisQueue,
+        registry,
+        log,
+        maxSize: config.queue.artifactMaxSize,
+        tokens: () => this.workerTokens,
+        accept: (delivery) => coordinator.accept(delivery),
+      });
+    } else {
+      this.queue = new EmbeddedQueue(config.build.concurrency, (trigger) => this.work(trigger));
+    }
     this.poller = new Poller({
       log,
       published: this.published,
@@ -136,6 +226,63 @@ export class Farm {
   setRoster(roster: Roster): void {
     this.roster = new Map(roster.recipes.map((r) => [r.id, r]));
     this.skipped = roster.skipped;
+  }
+
+  /** Redis backend: opens the route queues, publishes the farm's settings, starts the reaper and this host's own builds. */
+  async startQueue(workerTokens: Map<string, Buffer>): Promise<void> {
+    const { config, log } = this.deps;
+    this.workerTokens = workerTokens;
+    if (!this.redisQueue || !this.registry || !this.receiver || !this.deps.redis) return;
+    await this.receiver.reset();
+    await this.registry.writeSettings({ lockWindowMs: config.queue.lockWindowMs, farmFingerprint: signingKeyInfo(this.deps.farmKey).fingerprint, farmId: config.manager.id });
+    await this.redisQueue.start();
+    this.reaper = setInterval(() => void this.coordinator?.reap().catch((e: Error) => log.warn('could not collect failed jobs from the queue', { err: e.message })), 5_000);
+    this.reaper.unref();
+    if (!config.build.local) return;
+    const arch = hostArchitecture();
+    const capabilities = { architectures: arch ? [arch, 'noarch'] : ['noarch'], keys: config.signingKeys.map((k) => k.name) };
+    const lockMs = Math.max(Math.floor(config.queue.lockWindowMs / 2), 1_000);
+    this.localSource = new JobSource(this.deps.redis.url, this.registry, capabilities, lockMs, log);
+    this.localWorker = new FarmWorker({
+      id: 'local',
+      capabilities,
+      concurrency: config.build.concurrency,
+      source: this.localSource,
+      registry: this.registry,
+      sink: new DirectSink(this.receiver),
+      log: log.child({ worker: 'local' }),
+      lockMs,
+      workDir: stateDirs(config.manager.stateDir).local,
+      peipkgBuild: this.deps.tools.peipkgBuild,
+      build: {
+        timeoutMs: config.build.timeoutMs,
+        cloneTimeoutMs: config.build.cloneTimeoutMs,
+        zstdLevel: config.build.zstdLevel,
+        buildUser: this.deps.buildUser,
+        sandboxFlags: this.jobs.sandboxFlags,
+        sandboxed: this.jobs.sandboxed,
+      },
+      signKeys: new Map(config.signingKeys.map((k) => [k.name, k.private])),
+    });
+    this.localWorker.start();
+  }
+
+  /** SIGHUP: a `[[worker]]` removed from the config is revoked at once. */
+  setWorkerTokens(tokens: Map<string, Buffer>): void {
+    this.workerTokens = tokens;
+  }
+
+  /** Stops this host's own builds (finishing them, or handing them back after `timeoutMs`) and closes the queue. */
+  async stopQueue(timeoutMs: number): Promise<void> {
+    if (this.reaper) clearInterval(this.reaper);
+    await this.localWorker?.drain(timeoutMs);
+    await this.localSource?.close();
+    await this.queue.close();
+  }
+
+  /** Hands this host's running builds back at once (a second signal). */
+  stopLocalNow(): void {
+    void this.localWorker?.drain(0);
   }
 
   recipes(): RosterRecipe[] {
@@ -164,7 +311,7 @@ export class Farm {
       log.debug(SKIPPED[decision], { recipe: trigger.recipe.id, version: trigger.version, source: trigger.source });
       return;
     }
-    const record = await history.begin({ recipe: trigger.recipe.id, version: trigger.version, tag: trigger.tag, source: trigger.source });
+    const record = await history.begin({ recipe: trigger.recipe.id, version: trigger.version, tag: trigger.tag, source: trigger.source, worker: 'local' });
     this.buildIds.set(key, record.id);
     this.counters.attempted++;
     this.lastProgress = Date.now();
@@ -240,13 +387,61 @@ export class Farm {
       const shortest = Math.min(...watched.map((r) => r.pollIntervalMs));
       if (Date.now() - this.lastProgress > Math.max(3 * shortest, 5 * MINUTE)) return 'stalled: work is due but no poll or build has made progress';
     }
+    const redis = this.deps.redis?.client.status;
+    if (redis !== undefined && redis !== 'ready') return `degraded: the queue's Redis is unreachable (${redis}); builds resume when it is back`;
     const upload = this.uploader?.degraded();
     return upload ? `degraded: ${upload}` : undefined;
   }
 
+  /** Workers for `/status`: from their heartbeats (Redis), or this process alone (embedded). */
+  private async workers(): Promise<Array<Record<string, unknown>>> {
+    const now = Date.now();
+    const shown = (w: WorkerInfo): Record<string, unknown> => ({
+      id: w.id,
+      host: w.host,
+      architectures: w.architectures,
+      keys: w.keys,
+      state: now - Date.parse(w.lastSeen) < LIVE_MS ? w.state : 'gone',
+      current_job: w.current[0] ? { job: w.current[0].job, recipe: w.current[0].recipe, version: w.current[0].version, since: w.current[0].since } : null,
+      jobs: w.current.length,
+      last_seen: w.lastSeen,
+    });
+    if (this.registry) return (await this.registry.workers().catch(() => [] as WorkerInfo[])).map(shown);
+    const running = await this.queue.running();
+    const arch = hostArchitecture();
+    return [
+      shown({
+        id: 'local',
+        host: '',
+        architectures: arch ? [arch, 'noarch'] : ['noarch'],
+        keys: this.deps.config.signingKeys.map((k) => k.name),
+        concurrency: this.deps.config.build.concurrency,
+        state: 'running',
+        current: running.map((r) => ({ job: `${r.recipe}@${r.version}`, recipe: r.recipe, version: r.version, since: r.startedAt })),
+        lastSeen: new Date().toISOString(),
+      }),
+    ];
+  }
+
+  private async queueCounts(): Promise<Record<string, { waiting: number; running: number }>> {
+    if (this.redisQueue) return this.redisQueue.counts();
+    const counts: Record<string, { waiting: number; running: number }> = {};
+    for (const [jobs, field] of [[await this.queue.queued(), 'waiting'], [await this.queue.running(), 'running']] as const) {
+      for (const job of jobs) for (const arch of job.architectures) (counts[arch] ??= { waiting: 0, running: 0 })[field]++;
+    }
+    return counts;
+  }
+
   async status(): Promise<Record<string, unknown>> {
     const { config, history } = this.deps;
-    const running = this.queue.running().sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+    // The queue may be out of reach (Redis restarting): /status still answers, and says so.
+    const unreachable = (e: Error): never[] => {
+      queueProblem = e.message;
+      return [];
+    };
+    let queueProblem: string | undefined;
+    const running = (await this.queue.running().catch(unreachable)).sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+    const queued = await this.queue.queued().catch(unreachable);
     const oldest = running[0];
     const failures = [...history.failures.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     const quarantine = await readdir(stateDirs(config.manager.stateDir).quarantine).catch(() => [] as string[]);
@@ -255,17 +450,22 @@ export class Farm {
       recipes: [...this.roster.keys()].sort(),
       builds_attempted: this.counters.attempted,
       builds_succeeded: this.counters.succeeded,
-      ...(oldest ? { in_flight: { recipe: oldest.trigger.recipe.id, version: oldest.trigger.version, started_at: oldest.startedAt } } : {}),
+      ...(oldest ? { in_flight: { recipe: oldest.recipe, version: oldest.version, started_at: oldest.startedAt } } : {}),
       ...(failures.length > 0 ? { failures: Object.fromEntries(failures.map(([k, v]) => [k, { failures: v.failures, next_retry: v.nextRetry }])) } : {}),
+      queue_backend: config.queue.backend,
+      ...(queueProblem ? { queue_problem: queueProblem } : {}),
+      workers: await this.workers(),
+      queue_counts: await this.queueCounts().catch(() => ({})),
       running: running.map((r) => ({
-        build: this.buildIds.get(`${r.trigger.recipe.id}@${r.trigger.version}`) ?? null,
-        recipe: r.trigger.recipe.id,
-        version: r.trigger.version,
-        tag: r.trigger.tag,
-        source: r.trigger.source,
+        build: this.buildIds.get(`${r.recipe}@${r.version}`) ?? null,
+        recipe: r.recipe,
+        version: r.version,
+        tag: r.tag,
+        source: r.source,
         started_at: r.startedAt,
+        worker: r.worker,
       })),
-      queue: this.queue.queued().map((t) => ({ recipe: t.recipe.id, version: t.version, tag: t.tag, source: t.source })),
+      queue: queued.map((t) => ({ recipe: t.recipe, version: t.version, tag: t.tag, source: t.source, architectures: t.architectures, ...(t.waiting ? { waiting: t.waiting } : {}) })),
       skipped_recipes: this.skipped.map((s) => ({ recipe: s.id, problems: s.problems })),
       history: history.recent(20),
       upload: this.uploader ? this.uploader.status() : { state: 'disabled', attempts: 0, pending: false },

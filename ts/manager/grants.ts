@@ -18,6 +18,15 @@ export interface Grants {
   flagsFor(recipe: string): string[];
   /** Key names a recipe's `[[sign]]` stanzas use that no grant gives it. */
   ungrantedKeys(recipe: RosterRecipe): string[];
+  /** The same grants for a job sent to a worker: public keys as values, signing keys by name only. */
+  payloadGrants(recipe: string): PayloadGrants;
+}
+
+export interface PayloadGrants {
+  env: string[];
+  sign: string[];
+  network: boolean;
+  binds: Array<{ path: string; writable: boolean }>;
 }
 
 /**
@@ -34,7 +43,14 @@ export async function loadGrants(config: Config, buildUser: BuildUser | undefine
   const keys = new Map(config.signingKeys.map((k) => [k.name, k]));
   const flags = new Map<string, string[]>();
   const signable = new Map<string, Set<string>>();
+  const payloads = new Map<string, PayloadGrants>();
   for (const grant of config.grants) {
+    payloads.set(grant.recipe, {
+      env: grant.injectPubkey.map((name) => `${keys.get(name)?.pubkeyEnv}=${publicHex.get(name)}`),
+      sign: [...grant.sign],
+      network: grant.network,
+      binds: grant.binds.map((b) => ({ ...b })),
+    });
     const out: string[] = [];
     for (const name of grant.injectPubkey) out.push('--build-env', `${keys.get(name)?.pubkeyEnv}=${publicHex.get(name)}`);
     for (const name of grant.sign) out.push('--binary-sign-key', `${name}=${keys.get(name)?.private}`);
@@ -49,6 +65,7 @@ export async function loadGrants(config: Config, buildUser: BuildUser | undefine
   }
   return {
     flagsFor: (recipe) => flags.get(recipe) ?? [],
+    payloadGrants: (recipe) => payloads.get(recipe) ?? { env: [], sign: [], network: false, binds: [] },
     ungrantedKeys: (entry) => [...new Set(entry.recipe.signs.map((s) => s.key))].filter((k) => !signable.get(entry.id)?.has(k)),
   };
 }

@@ -12,8 +12,19 @@ import { z } from 'zod';
 
 import type { Backoff } from './planner.js';
 
-/** `held`: built, but not published because the repository was damaged; published once it is repaired. */
-export type BuildState = 'queued' | 'running' | 'succeeded' | 'failed' | 'interrupted' | 'held';
+/**
+ * `held`: built, but not published because the repository was damaged; published once it is repaired.
+ * `verifying`: one build of a rebuild check (`[verify] rebuild`), kept until the other arrives.
+ */
+export type BuildState = 'queued' | 'running' | 'succeeded' | 'failed' | 'interrupted' | 'held' | 'verifying';
+
+/** Where two builds of a rebuild check first differ. */
+export interface Difference {
+  file: string;
+  member: string;
+  digests: [string, string];
+  workers: [string, string];
+}
 
 export interface BuildRecord {
   id: string;
@@ -31,6 +42,13 @@ export interface BuildRecord {
   error?: string;
   outputs?: string[];
   quarantine?: string;
+  /** The worker that built it (`local`: the coordinator itself). */
+  worker?: string;
+  /** The queue attempt (BullMQ lock token) that delivered it. */
+  attempt?: string;
+  /** Set by a rebuild check: both builds gave the same tars (true), or not (false, with `difference`). */
+  reproducible?: boolean;
+  difference?: Difference;
 }
 
 const BuildRecordSchema = z.object({
@@ -40,7 +58,7 @@ const BuildRecordSchema = z.object({
   tag: z.string(),
   source: z.string(),
   commit: z.string().optional(),
-  state: z.enum(['queued', 'running', 'succeeded', 'failed', 'interrupted', 'held']),
+  state: z.enum(['queued', 'running', 'succeeded', 'failed', 'interrupted', 'held', 'verifying']),
   queuedAt: z.string(),
   startedAt: z.string().optional(),
   finishedAt: z.string().optional(),
@@ -48,6 +66,10 @@ const BuildRecordSchema = z.object({
   error: z.string().optional(),
   outputs: z.array(z.string()).optional(),
   quarantine: z.string().optional(),
+  worker: z.string().optional(),
+  attempt: z.string().optional(),
+  reproducible: z.boolean().optional(),
+  difference: z.object({ file: z.string(), member: z.string(), digests: z.tuple([z.string(), z.string()]), workers: z.tuple([z.string(), z.string()]) }).optional(),
 });
 const FailureSchema = z.object({ failures: z.number().int().positive(), nextRetry: z.string() });
 const HistoryFile = z.object({ attempts: z.record(z.string(), z.number().int()).default({}), builds: z.array(BuildRecordSchema).default([]) });
@@ -147,8 +169,19 @@ export class History implements Backoff {
     return this.builds.filter((b) => b.state === 'held');
   }
 
+  /** Built and waiting: for a repaired repository (`held`) or for the other build of a rebuild check (`verifying`). */
   held(recipe: string, version: string): boolean {
-    return this.builds.some((b) => b.state === 'held' && b.recipe === recipe && b.version === version);
+    return this.builds.some((b) => (b.state === 'held' || b.state === 'verifying') && b.recipe === recipe && b.version === version);
+  }
+
+  /** The build a queue attempt delivered, if it was recorded. */
+  byAttempt(attempt: string): BuildRecord | undefined {
+    return this.builds.find((b) => b.attempt === attempt);
+  }
+
+  /** The build of a rebuild check waiting for its other half. */
+  verifying(recipe: string, version: string): BuildRecord | undefined {
+    return this.builds.find((b) => b.state === 'verifying' && b.recipe === recipe && b.version === version);
   }
 
   nextRetry(recipe: string, version: string): number | undefined {

@@ -51,6 +51,8 @@ export interface HttpDeps {
   log: Logger;
   /** `[http].webhook_max_body` (default 1 MiB). */
   webhookMaxBody?: number;
+  /** The artifact hand-off from workers (artifactHttp.ts), with the Redis backend. */
+  artifacts?: express.Router;
   /** Tests shorten these; the daemon keeps the defaults above. */
   webhookBodyTimeoutMs?: number;
   webhookMaxUnauthenticated?: number;
@@ -271,6 +273,8 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     res.status(200).end();
   };
   app.all('/webhooks/github', (_req, _res, next) => next(new HttpError(405, 'method_not_allowed', 'method not allowed')));
+
+  if (deps.artifacts) app.use('/farm/v1', deps.artifacts);
 
   app.use((_req, _res, next) => next(new HttpError(404, 'not_found', '404 page not found')));
 

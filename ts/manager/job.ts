@@ -11,7 +11,6 @@
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { chownTree } from '../build/user.js';
 import { formatDuration } from '../duration.js';
 import { parsePackageFileName } from '../format/names.js';
 import { removeTree } from '../native.js';
@@ -24,8 +23,8 @@ import type { History, BuildRecord } from './history.js';
 import type { Trigger } from './planner.js';
 import type { PublishedCache } from './published.js';
 import { BuildLog } from './buildLog.js';
+import { fetchSource, runBuild, sourceRef, type Fetched } from './buildStep.js';
 import { runStep } from './subprocess.js';
-import { GIT_ENV } from './upstream.js';
 
 export interface Tools {
   peipkgBuild: string;
@@ -67,6 +66,12 @@ export const stateDirs = (stateDir: string) => ({
   held: join(stateDir, 'held'),
   /** The uploader's snapshot and file lists. */
   upload: join(stateDir, 'upload'),
+  /** Files workers are sending (one directory per attempt); emptied at start-up. */
+  incoming: join(stateDir, 'incoming'),
+  /** The first build of a rebuild check, kept until the second arrives. */
+  replicas: join(stateDir, 'replicas'),
+  /** The coordinator's own builds when jobs go through Redis (`[build].local`). */
+  local: join(stateDir, 'local'),
 });
 
 /** UTC now, whole seconds; never earlier than the repository's current generated_at. */
@@ -76,33 +81,14 @@ export function publishTimestamp(previous: string): string {
   return !Number.isNaN(before) && before > Date.parse(now) ? formatTimestamp(new Date(before)) : now;
 }
 
-async function removeGitDirs(dir: string): Promise<void> {
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.name === '.git') await removeTree(path);
-    else if (entry.isDirectory()) await removeGitDirs(path);
-  }
-}
-
-interface Fetched {
-  commit: string;
-  timestamp: string;
-}
-
 async function fetch(ctx: JobContext, trigger: Trigger, sourceDir: string, log: BuildLog): Promise<Fetched> {
   const upstream = trigger.recipe.upstream!;
-  const timeoutMs = ctx.config.build.cloneTimeoutMs;
-  const git = (what: string, args: string[], capture = false): Promise<string> =>
-    runStep(what, 'git', args, { timeoutMs, log, captureStdout: capture, env: GIT_ENV, abort: ctx.abort });
-  // No detached-HEAD advice in build logs; set with -c so the operator's own GIT_CONFIG_* still apply.
-  await git('git clone', ['-c', 'advice.detachedHead=false', 'clone', '--depth', '1', '--branch', trigger.tag, '--single-branch', '--no-tags', '--', upstream.git, sourceDir]);
-  if (upstream.submodules) await git('git submodule update', ['-C', sourceDir, 'submodule', 'update', '--init', '--recursive', '--depth', '1']);
-  const [seconds, commit] = (await git('git log', ['-C', sourceDir, 'log', '-1', '--format=%ct %H', 'HEAD'], true)).trim().split(' ');
-  const timestamp = formatTimestamp(new Date(Number(seconds) * 1000));
-  await removeGitDirs(sourceDir);
-  // Without the sandbox, build.sh (as the build user) needs a source it owns, or peipkg-build copies it.
-  if (ctx.buildUser && !ctx.sandboxed) await chownTree(sourceDir, ctx.buildUser);
-  return { commit: commit ?? '', timestamp };
+  return fetchSource(
+    { git: upstream.git, tag: trigger.tag, submodules: upstream.submodules },
+    sourceDir,
+    { cloneTimeoutMs: ctx.config.build.cloneTimeoutMs, abort: ctx.abort, buildUser: ctx.buildUser, sandboxed: ctx.sandboxed },
+    log,
+  );
 }
 
 class StageFailure extends Error {
@@ -141,22 +127,25 @@ export async function runJob(ctx: JobContext, trigger: Trigger, record: BuildRec
     const fetched = await stage('fetch', () => fetch(ctx, trigger, sourceDir, buildLog));
     await history.update(record.id, { commit: fetched.commit });
     await stage('build', () =>
-      runStep(`peipkg-build ${trigger.recipe.id} ${trigger.version}`, tools.peipkgBuild, [
-        'build',
-        '--recipe', join(config.manager.recipesDir, trigger.recipe.id, 'peipkg.toml'),
-        '--source', sourceDir,
-        '--version', trigger.version,
-        '--source-ref', `git+${trigger.recipe.upstream!.git}#refs/tags/${trigger.tag}`,
-        '--farm-id', config.manager.id,
-        '--timestamp', fetched.timestamp,
-        '--out', stageDir,
-        '--sign-key', config.signing.keyFile,
-        '--zstd-level', String(config.build.zstdLevel),
-        '--timeout', `${Math.round(config.build.timeoutMs / 1000)}s`,
-        ...(ctx.buildUser ? ['--build-user', ctx.buildUser.name] : []),
-        ...ctx.sandboxFlags,
-        ...ctx.grantFlags(trigger.recipe.id),
-      ], { timeoutMs: config.build.timeoutMs + 60_000, log: buildLog, abort: ctx.abort, env: { TMPDIR: dirs.tmp } }),
+      runBuild(
+        tools.peipkgBuild,
+        {
+          recipeToml: join(config.manager.recipesDir, trigger.recipe.id, 'peipkg.toml'),
+          sourceDir,
+          version: trigger.version,
+          sourceRef: sourceRef(trigger.recipe.upstream!.git, trigger.tag),
+          farmId: config.manager.id,
+          timestamp: fetched.timestamp,
+          outDir: stageDir,
+          signing: { keyFile: config.signing.keyFile },
+          zstdLevel: config.build.zstdLevel,
+          timeoutMs: config.build.timeoutMs,
+          buildUser: ctx.buildUser?.name,
+          sandboxFlags: ctx.sandboxFlags,
+          grantFlags: ctx.grantFlags(trigger.recipe.id),
+        },
+        { log: buildLog, abort: ctx.abort, tmpDir: dirs.tmp, what: `peipkg-build ${trigger.recipe.id} ${trigger.version}` },
+      ),
     );
     const outputs = (await readdir(stageDir).catch(() => [] as string[])).filter((n) => n.endsWith('.peipkg'));
     if (outputs.length === 0) throw new StageFailure('build', `peipkg-build succeeded but produced no .peipkg files in ${stageDir}`);
@@ -184,14 +173,14 @@ export async function runJob(ctx: JobContext, trigger: Trigger, record: BuildRec
 }
 
 /** A failed build or publish: back-off, quarantine for a batch that failed to publish, history, the log line. */
-async function recordFailure(ctx: JobContext, record: BuildRecord, stageName: string, message: string, batchDir: string, log: Logger): Promise<BuildRecord> {
+export async function recordFailure(ctx: JobContext, record: BuildRecord, stageName: string, message: string, batchDir: string, log: Logger): Promise<BuildRecord> {
   const { history } = ctx;
   const { retryAfterMs } = await history.recordFailure(record.recipe, record.version, Date.now());
   let quarantine: string | undefined;
-  if (stageName === 'publish') quarantine = await quarantineBatch(batchDir, join(stateDirs(ctx.config.manager.stateDir).quarantine, record.id));
+  if (stageName === 'publish' || stageName === 'verify') quarantine = await quarantineBatch(batchDir, join(stateDirs(ctx.config.manager.stateDir).quarantine, record.id));
   const failed = { state: 'failed' as const, finishedAt: new Date().toISOString(), stage: stageName, error: message, ...(quarantine ? { quarantine } : {}) };
   await history.update(record.id, failed);
-  log.error(stageName === 'publish' ? 'publish failed' : 'build failed', {
+  log.error(stageName === 'publish' ? 'publish failed' : stageName === 'verify' ? 'package refused' : 'build failed', {
     recipe: record.recipe,
     version: record.version,
     err: message,
@@ -207,7 +196,7 @@ async function recordFailure(ctx: JobContext, record: BuildRecord, stageName: st
  * so it gets no failure, no quarantine and no back-off, and `publishHeld` sends it once the
  * repository is repaired. A publish that fails while the repository verifies is the batch's fault.
  */
-async function publishOrHold(ctx: JobContext, record: BuildRecord, batchDir: string, buildLog: BuildLog, log: Logger, buildTimestamp?: string): Promise<BuildRecord> {
+export async function publishOrHold(ctx: JobContext, record: BuildRecord, batchDir: string, buildLog: BuildLog, log: Logger, buildTimestamp?: string): Promise<BuildRecord> {
   const { history, repository } = ctx;
   const hold = async (error: string): Promise<BuildRecord> => {
     const target = join(stateDirs(ctx.config.manager.stateDir).held, record.id);

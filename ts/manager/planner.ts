@@ -21,6 +21,8 @@ export interface Trigger {
   recipe: RosterRecipe;
   tag: TagName;
   sha: string;
+  /** The commit the tag names (what a remote worker's clone must check out). */
+  commit: string;
   upstreamVersion: string;
   version: string;
   source: TriggerSource;
@@ -104,7 +106,7 @@ export function planPoll(
       continue;
     }
     stats.matches_emitted++;
-    triggers.push({ recipe, tag: tag.name, sha: tag.sha, upstreamVersion: captured, version, source });
+    triggers.push({ recipe, tag: tag.name, sha: tag.sha, commit: tag.commit, upstreamVersion: captured, version, source });
   }
   return { triggers, stats };
 }

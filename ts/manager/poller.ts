@@ -135,7 +135,16 @@ export class Poller {
         return false;
       }
       const { triggers, stats } = planPoll(recipe, listed.tags, source, published, this.deps.backoff, Date.now(), log);
-      for (const trigger of triggers) this.deps.queue.submit(trigger);
+      for (const trigger of triggers) {
+        try {
+          await this.deps.queue.submit(trigger);
+        } catch (error) {
+          // The queue is derived state: the next poll finds the version unpublished and queues it again.
+          log.error('could not queue the build; the next poll tries again', { recipe: id, version: trigger.version, err: (error as Error).message });
+          this.deps.onPolled(id, false);
+          return false;
+        }
+      }
       log.info('poll complete', { recipe: id, ...stats });
       this.deps.onPolled(id, true);
       return true;
