@@ -73,3 +73,41 @@ test('routing by architecture: an aarch64 recipe waits until an aarch64 worker c
   armWorker.child.kill('SIGTERM');
   t.is((await amd.child).exitCode, 0, amd.log());
 });
+
+test('[verify] rebuild: a deterministic recipe is built on both workers and published as reproducible; a non-deterministic one is quarantined with the first differing member', async (t) => {
+  const upstream = await makeUpstream(t);
+  await upstream.tag('v1.0.0');
+  const s = await makeScaleFarm(t, [
+    { id: 'w1', architectures: ['x86_64', 'noarch'] },
+    { id: 'w2', architectures: ['x86_64', 'noarch'] },
+  ], { extra: '[verify]\nrebuild = true\n' });
+  await writeRecipe(s.farm.recipesDir, { git: upstream.dir });
+  // Writes random bytes into its README: never the same twice.
+  const noisy = '#!/bin/sh\nset -eu\ninstall -D -m 0755 "$SOURCE_DIR/hello-peios.sh" "$DESTDIR/usr/bin/noisy"\nmkdir -p "$DESTDIR/usr/share/doc/noisy"\nod -An -tx1 -N16 /dev/urandom > "$DESTDIR/usr/share/doc/noisy/README"\n';
+  await writeArchRecipe(s.farm.recipesDir, 'noisy', upstream.dir, 'noarch', noisy);
+  const coordinator = s.startCoordinator();
+  const w1 = s.startWorker('w1');
+  const w2 = s.startWorker('w2');
+  const logs = (): string => `${coordinator.log()}\n--- w1\n${w1.log()}\n--- w2\n${w2.log()}`;
+  const st = await waitForStatus(
+    s,
+    (x) => x.history.some((h) => h.recipe === 'hello-peios' && h.state === 'succeeded' && h.reproducible === true) && x.history.filter((h) => h.recipe === 'noisy' && h.state === 'failed').length === 2,
+    120_000,
+    'both rebuild checks',
+    logs,
+  );
+  const hello = st.history.filter((h) => h.recipe === 'hello-peios');
+  t.deepEqual(hello.map((h) => h.state), ['succeeded', 'succeeded']);
+  t.true(hello.every((h) => h.reproducible === true));
+  t.deepEqual(new Set(hello.map((h) => h.worker)), new Set(['w1', 'w2']), 'built on two different workers');
+  const noisyBuild = st.history.find((h) => h.recipe === 'noisy')!;
+  t.is(noisyBuild.stage, 'verify');
+  t.false(noisyBuild.reproducible);
+  t.is(noisyBuild.difference?.member, 'usr/share/doc/noisy/README');
+  t.is(noisyBuild.difference?.digests.length, 2);
+  t.not(noisyBuild.difference?.digests[0], noisyBuild.difference?.digests[1]);
+  t.regex(noisyBuild.error ?? '', /not reproducible: .*first differing member usr\/share\/doc\/noisy\/README/);
+  const published = await publishedIn(join(s.farm.stateDir, 'repo'));
+  t.deepEqual(published, ['hello-peios 1.0.0-1', 'hello-peios-doc 1.0.0-1'], 'the non-reproducible version is not published');
+  t.is((await readdir(join(s.farm.stateDir, 'quarantine'))).length, 1);
+});

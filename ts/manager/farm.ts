@@ -251,7 +251,6 @@ export class Farm {
       registry: this.registry,
       sink: new DirectSink(this.receiver),
       log: log.child({ worker: 'local' }),
-      lockMs,
       workDir: stateDirs(config.manager.stateDir).local,
       peipkgBuild: this.deps.tools.peipkgBuild,
       build: {

@@ -33,8 +33,6 @@ export interface FarmWorkerDeps {
   registry: Registry;
   sink: ResultSink;
   log: Logger;
-  /** BullMQ lock duration (half the farm's lock window). */
-  lockMs: number;
   workDir: string;
   peipkgBuild: string;
   build: {
@@ -195,7 +193,7 @@ export class FarmWorker {
     const dir = join(deps.workDir, 'attempts', attempt);
     let lost = false;
     const renew = setInterval(() => {
-      job.extendLock(attempt, deps.lockMs).then(
+      job.extendLock(attempt, deps.source.lockMs).then(
         (ok) => {
           if (ok || lost) return;
           lost = true;
@@ -204,7 +202,7 @@ export class FarmWorker {
         },
         () => undefined, // Redis unreachable: keep building; the lock may outlive the outage
       );
-    }, Math.max(Math.floor(deps.lockMs / 4), 250));
+    }, Math.max(Math.floor(deps.source.lockMs / 4), 250));
     const startedAt = new Date().toISOString();
     log.info('starting build', { recipe: payload.recipe, version: payload.version, tag: payload.tag, replica: payload.replica });
     try {

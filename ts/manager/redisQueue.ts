@@ -181,9 +181,29 @@ export class RedisQueue implements BuildQueue {
 
   constructor(private readonly deps: RedisQueueDeps) {}
 
-  /** Opens every route queue known from earlier runs (their jobs survive a restart). */
+  private stallTimer: NodeJS.Timeout | undefined;
+
+  /** Opens every route queue known from earlier runs (their jobs survive a restart) and starts the stalled-job check. */
   async start(): Promise<void> {
     for (const route of await this.deps.registry.routes()) this.queueFor(route);
+    const half = Math.max(Math.floor(this.deps.lockWindowMs / 2), 1_000);
+    this.stallTimer = setInterval(() => void this.checkStalled(), half);
+    this.stallTimer.unref();
+  }
+
+  /**
+   * BullMQ's own check, run here on a timer of ours: a job whose lock ran out (its worker died or was
+   * cut off) goes back to waiting. (The checker's built-in loop did not run for workers that take
+   * jobs by hand; calling the same script ourselves does.)
+   */
+  private async checkStalled(): Promise<void> {
+    for (const [name, { checker }] of this.queues) {
+      try {
+        await (checker as unknown as { moveStalledJobsToWait(): Promise<void> }).moveStalledJobsToWait();
+      } catch (error) {
+        this.deps.log.debug('stalled-job check failed', { queue: name, err: (error as Error).message });
+      }
+    }
   }
 
   private queueFor(route: Route): Queue {
@@ -198,7 +218,6 @@ export class RedisQueue implements BuildQueue {
     const half = Math.max(Math.floor(this.deps.lockWindowMs / 2), 1_000);
     const checker = new BullWorker(name, null, { connection, prefix: PREFIX, autorun: false, lockDuration: half, stalledInterval: half, maxStalledCount: MAX_STALLED });
     quiet(checker, this.deps.log, 'stalled-check');
-    void checker.startStalledCheckTimer().catch((error: Error) => this.deps.log.warn('stalled-job check failed to start', { queue: name, err: error.message }));
     this.queues.set(name, { queue, checker, route });
     return queue;
   }
@@ -315,6 +334,7 @@ export class RedisQueue implements BuildQueue {
   }
 
   async close(): Promise<void> {
+    if (this.stallTimer) clearInterval(this.stallTimer);
     for (const { queue, checker } of this.queues.values()) {
       await checker.close().catch(() => undefined);
       await queue.close().catch(() => undefined);
@@ -341,11 +361,25 @@ export class JobSource {
     private readonly url: string,
     readonly registry: Registry,
     private readonly capabilities: Capabilities,
-    private readonly lockMs: number,
+    /** Used until the coordinator has published the farm's lock window. */
+    private lockDuration: number,
     private readonly log: Logger,
   ) {}
 
+  /** The lock duration jobs are taken with: half the coordinator's `[queue].lock_window`. */
+  get lockMs(): number {
+    return this.lockDuration;
+  }
+
   private async refresh(): Promise<void> {
+    // The coordinator may have started after this worker, or changed its lock window since.
+    const window = (await this.registry.settings()).lockWindowMs;
+    const wanted = window ? Math.max(Math.floor(window / 2), 1_000) : this.lockDuration;
+    if (wanted !== this.lockDuration) {
+      this.lockDuration = wanted;
+      for (const { worker } of this.workers.values()) await worker.close(true).catch(() => undefined);
+      this.workers.clear();
+    }
     for (const route of await this.registry.routes()) {
       const name = queueName(route);
       if (this.workers.has(name) || !canTake(this.capabilities, route)) continue;
@@ -353,8 +387,8 @@ export class JobSource {
         connection: connectionOptions(this.url),
         prefix: PREFIX,
         autorun: false,
-        lockDuration: this.lockMs,
-        stalledInterval: this.lockMs,
+        lockDuration: this.lockDuration,
+        stalledInterval: this.lockDuration,
         maxStalledCount: MAX_STALLED,
       });
       quiet(worker, this.log, 'worker');

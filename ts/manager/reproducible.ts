@@ -1,7 +1,8 @@
 /**
  * The rebuild check's comparison (`[verify] rebuild`): two unsigned builds of the same inputs must
  * decompress to the same tar. The reader's SHA-256 over the tar before its trailer decides; when
- * it differs, the first differing member (by position: name, header fields or content) says where.
+ * it differs, the first differing member (by position: name, header fields or content; the payload
+ * before the metadata that lists it) says where.
  */
 
 import { join } from 'node:path';
@@ -17,7 +18,20 @@ export interface TarDifference {
 
 const HEADER_FIELDS: Array<keyof TarEntryFact> = ['name', 'type', 'size', 'linkname', 'mode', 'uid', 'gid', 'mtime', 'uname', 'gname', 'devmajor', 'devminor', 'paxKeys'];
 
+/**
+ * The first member that differs. The metadata entries come first in the tar but only follow from
+ * the payload (files.json lists its digests), so the payload is searched first: the member it
+ * names is the one whose build step is not reproducible.
+ */
 function firstDifference(a: PackageFacts, b: PackageFacts): { member: string; digests: [string, string] } {
+  const payload = (f: PackageFacts): PackageFacts => ({ ...f, entries: f.entries.filter((e) => !e.name.startsWith('.peipkg/')) });
+  const inPayload = firstDifferingEntry(payload(a), payload(b));
+  return inPayload.member === END ? firstDifferingEntry(a, b) : inPayload;
+}
+
+const END = '(end of archive)';
+
+function firstDifferingEntry(a: PackageFacts, b: PackageFacts): { member: string; digests: [string, string] } {
   const tarDigests: [string, string] = [a.signableDigest ?? '', b.signableDigest ?? ''];
   const n = Math.max(a.entries.length, b.entries.length);
   for (let i = 0; i < n; i++) {
@@ -28,7 +42,7 @@ function firstDifference(a: PackageFacts, b: PackageFacts): { member: string; di
     if (header) return { member: x.name === y.name ? x.name : `${x.name} / ${y.name}`, digests: x.sha256 && y.sha256 && x.sha256 !== y.sha256 ? [x.sha256, y.sha256] : tarDigests };
     if (x.sha256 !== y.sha256) return { member: x.name, digests: [x.sha256 ?? '', y.sha256 ?? ''] };
   }
-  return { member: '(end of archive)', digests: tarDigests };
+  return { member: END, digests: tarDigests };
 }
 
 /** Compares each package `names` in `dirA` with its namesake in `dirB`; undefined when all are the same tar. */

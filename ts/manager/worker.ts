@@ -101,7 +101,6 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
       registry,
       sink: new HttpSink(config.worker.coordinator, token),
       log,
-      lockMs,
       workDir: config.worker.workDir,
       peipkgBuild: tools.peipkgBuild,
       build: {
@@ -143,11 +142,12 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
           try {
             checkNotFarmKey(config, fingerprints, s.farmFingerprint);
           } catch (error) {
-            log.error('refusing to build', { err: (error as Error).message });
+            const refusal = error instanceof Error ? error : new Error(String(error));
+            log.error('refusing to build', { err: refusal.message });
             stopping = true;
             void worker.drain(0).then(() => {
               clearInterval(keyCheck);
-              void source.close().finally(() => reject(error as Error));
+              void source.close().finally(() => reject(refusal));
             });
           }
         }, () => undefined);
