@@ -6,8 +6,8 @@
  * Every refusal leaves the file byte for byte as it was.
  */
 
-import { createHash } from 'node:crypto';
-import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { appendFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import test, { type ExecutionContext } from 'ava';
@@ -132,6 +132,28 @@ test('pack --deferred-signature, signed in place, equals pack --sign-key', async
   await signDeferredPackage(deferred, loadSigningKey(testKeyPath));
   t.true((await tarOf(deferred)).equals(await readFile(vector('hello-noarch/signed.tar'))));
   t.true((await tarOf(signed)).equals(await tarOf(deferred)));
+});
+
+test('a multi-block package (3 MB of random bytes and text): signed in place equals signed at pack time', async (t) => {
+  const dir = await tempDir(t);
+  const staged = join(dir, 'staged');
+  await mkdir(join(staged, 'usr/share/big'), { recursive: true });
+  await writeFile(join(staged, 'usr/share/big/random.bin'), randomBytes(2 << 20));
+  await writeFile(join(staged, 'usr/share/big/text.txt'), 'peipkg deferred signature '.repeat(40_000));
+  const manifest = join(dir, 'manifest.json');
+  await writeFile(manifest, JSON.stringify({ name: 'big', version: '1.0-1', architecture: 'noarch', build: { timestamp: TIMESTAMP, farm_id: 'f', source_ref: 'test://big' } }));
+  const [signed, deferred] = [join(dir, 'signed.peipkg'), join(dir, 'deferred.peipkg')];
+  const common = ['pack', '--manifest', manifest, '--staged', staged, '--zstd-level', '3'];
+  t.is((await runTool('peipkg-build', [...common, '--out', signed, '--sign-key', await privateTestKey(t)])).exitCode, 0);
+  t.is((await runTool('peipkg-build', [...common, '--out', deferred, '--deferred-signature'])).exitCode, 0);
+  const result = await signDeferredPackage(deferred, loadSigningKey(testKeyPath));
+  t.deepEqual([result.name, result.version, result.architecture], ['big', '1.0-1', 'noarch']);
+  t.deepEqual(await frames(deferred), { zstd: 2, skippable: 0 });
+  const expected = await tarOf(signed);
+  t.true(expected.length > 3e6);
+  t.true((await tarOf(deferred)).equals(expected));
+  t.true((await ourTar(t, deferred)).equals(expected));
+  t.is((await verifyPackage(deferred, { trustedKeys: trusted(), requireSigned: true, strict: true })).signature.state, 'verified');
 });
 
 test('--deferred-signature with --sign-key is a usage error naming both flags (build and pack)', async (t) => {

@@ -9,6 +9,11 @@
 //! not grow with the package beyond a few bytes per 128 KiB block. The caller supplies the digest
 //! (from the verifying read it did anyway) and is responsible for it: this module checks the frame
 //! structure, not the tar.
+//!
+//! Every check comes before the first write, so a refusal changes nothing. The write itself is in
+//! place (the new frame over the old trailer frame, then the length, then fsync): a crash during it
+//! can leave a damaged last frame, while the frames before it are never written. Coordinators that
+//! cannot re-fetch the unsigned package should sign a copy and rename it.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
