@@ -81,6 +81,10 @@ test('a wrong token is 401, a mangled upload 422, a package the verifier refuses
   const hello = byRecipe.get('hello-peios')!;
   const zombie = byRecipe.get('zombie')!;
   const token = s.tokens.get('fake-1')!;
+  // The job delivered by hand keeps its lock, as a live worker's does; the zombie's runs out.
+  const renew = setInterval(() => void hello.job.extendLock(hello.attempt, 10_000), 300);
+  t.teardown(() => clearInterval(renew));
+  await hello.job.extendLock(hello.attempt, 10_000);
   const body = Buffer.from('not a package at all');
   const name = 'hello-peios_1.0.0-1_noarch.peipkg';
 
@@ -107,6 +111,7 @@ test('a wrong token is 401, a mangled upload 422, a package the verifier refuses
   t.is(refused.worker, 'fake-1');
   t.regex(refused.error ?? '', /hello-peios/);
 
+  clearInterval(renew);
   // The zombie: its lock runs out, w2 takes the job and publishes it; the zombie's late upload is refused.
   const w2 = s.startWorker('w2');
   await waitForStatus(s, (st) => st.history.some((h) => h.recipe === 'zombie' && h.state === 'succeeded'), 60_000, 'w2 finishing the zombie\'s job', () => `${coordinator.log()}\n--- w2\n${w2.log()}`);
@@ -133,6 +138,9 @@ test('Redis SIGKILLed mid-build and restarted: coordinator and worker reconnect 
   const health = await fetch(`${s.base}/healthz`);
   t.is(health.status, 503, 'healthz reports the queue unreachable');
   t.regex(await health.text(), /Redis is unreachable/);
+  const during = await fetch(`${s.base}/status`, { signal: AbortSignal.timeout(10_000) });
+  t.is(during.status, 200, '/status answers while Redis is down');
+  t.regex(((await during.json()) as { queue_problem?: string }).queue_problem ?? '', /did not answer/);
   await new Promise((r) => setTimeout(r, 2_000));
   await s.redis.start();
   const done = await waitForStatus(s, (st) => st.history.some((h) => h.state === 'succeeded'), 90_000, 'the build after the restart', logs);

@@ -99,7 +99,7 @@ test('[verify] rebuild: a deterministic recipe is built on both workers and publ
   const hello = st.history.filter((h) => h.recipe === 'hello-peios');
   t.deepEqual(hello.map((h) => h.state), ['succeeded', 'succeeded']);
   t.true(hello.every((h) => h.reproducible === true));
-  t.deepEqual(new Set(hello.map((h) => h.worker)), new Set(['w1', 'w2']), 'built on two different workers');
+  t.deepEqual(hello.map((h) => h.worker).sort(), ['w1', 'w2'], 'built on two different workers');
   const noisyBuild = st.history.find((h) => h.recipe === 'noisy')!;
   t.is(noisyBuild.stage, 'verify');
   t.false(noisyBuild.reproducible);
@@ -110,4 +110,19 @@ test('[verify] rebuild: a deterministic recipe is built on both workers and publ
   const published = await publishedIn(join(s.farm.stateDir, 'repo'));
   t.deepEqual(published, ['hello-peios 1.0.0-1', 'hello-peios-doc 1.0.0-1'], 'the non-reproducible version is not published');
   t.is((await readdir(join(s.farm.stateDir, 'quarantine'))).length, 1);
+});
+
+test('[build] local = true with the redis queue: the coordinator builds through the queue itself, and its builds are recorded as local', async (t) => {
+  const upstream = await makeUpstream(t);
+  await upstream.tag('v1.0.0');
+  const s = await makeScaleFarm(t, [], { local: true });
+  await writeRecipe(s.farm.recipesDir, { git: upstream.dir });
+  const coordinator = s.startCoordinator();
+  const st = await waitForStatus(s, (x) => x.history.some((h) => h.state === 'succeeded'), 90_000, 'the coordinator\'s own build', coordinator.log);
+  t.is(st.history[0]?.worker, 'local');
+  t.true(st.workers.some((w) => w.id === 'local'));
+  const verify = await runTool('peipkg-repo', ['verify', '--repo', join(s.farm.stateDir, 'repo'), '--mode', 'both']);
+  t.is(verify.exitCode, 0, verify.stderr);
+  coordinator.child.kill('SIGTERM');
+  t.is((await coordinator.child).exitCode, 0, coordinator.log());
 });

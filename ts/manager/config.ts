@@ -217,7 +217,7 @@ const ConfigWire = z.strictObject({
       }),
       url_file: optionalPath,
       lock_window: timeoutDuration(DEFAULT_LOCK_WINDOW).superRefine((ms, ctx) => {
-        if (ms > 0 && ms < 2_000) ctx.addIssue({ code: 'custom', message: `${formatDuration(ms)} is less than the 2s minimum (workers renew their lock every half window)` });
+        if (ms > 0 && ms < 3_000) ctx.addIssue({ code: 'custom', message: `${formatDuration(ms)} is less than the 3s minimum (a worker's lock is a third of the window)` });
       }),
       artifact_max_size: size(DEFAULT_ARTIFACT_MAX_SIZE, (bytes) => (bytes < 1024 ** 2 ? `${formatSize(bytes)} is less than the 1MiB minimum` : undefined)),
     })

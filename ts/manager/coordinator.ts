@@ -20,7 +20,7 @@ import { serialiser } from './serialiser.js';
 import type { Grants } from './grants.js';
 import type { BuildRecord, History } from './history.js';
 import { publishOrHold, recordFailure, stateDirs, type JobContext } from './job.js';
-import { jobId, JobPayload, recipeDigest, snapshotRecipe } from './payload.js';
+import { isSealed, jobId, JobPayload, recipeDigest, sealPayload, snapshotRecipe } from './payload.js';
 import type { Trigger } from './planner.js';
 import { versionKey } from './queue.js';
 import type { Delivery } from './receiver.js';
@@ -36,6 +36,8 @@ export interface CoordinatorDeps {
   history: History;
   jobs: JobContext;
   farmKey: SigningKey;
+  /** Seals jobs (payload.ts): a job changed in Redis is refused when its result arrives. */
+  queueKey: Buffer;
   grants: Grants;
   registry: Registry;
   queue: () => RedisQueue;
@@ -82,7 +84,7 @@ export class Coordinator {
       replicas,
       queuedAt: new Date().toISOString(),
     };
-    return Array.from({ length: replicas }, (_, i) => JobPayload.parse({ ...base, replica: i + 1 }));
+    return Array.from({ length: replicas }, (_, i) => sealPayload(JobPayload.parse({ ...base, replica: i + 1 }), this.deps.queueKey));
   }
 
   /** A worker's delivery: record it, then verify, sign and publish (or keep it for its rebuild check). */
@@ -115,7 +117,13 @@ export class Coordinator {
   private async settle(d: Delivery, record: BuildRecord, buildLog: BuildLog, log: Logger): Promise<BuildRecord> {
     const { jobs } = this.deps;
     const batchDir = join(stateDirs(this.deps.config.manager.stateDir).publish, record.id);
-    const rebuild = d.replica > 1 || JobPayload.safeParse(d.job.data).data?.replicas === 2;
+    const payload = JobPayload.safeParse(d.job.data);
+    const sealed = payload.success && isSealed(payload.data, this.deps.queueKey);
+    if (!sealed || payload.data.recipe !== d.recipe || payload.data.version !== d.version || payload.data.replica !== d.replica) {
+      // Someone with access to Redis changed the job (its source, commit or recipe): whatever was built from it is not ours.
+      return recordFailure(jobs, record, 'verify', `job ${d.ref.jobId} was altered in the queue (its seal does not match what this coordinator queued); nothing was published`, batchDir, log);
+    }
+    const rebuild = payload.data.replicas === 2;
     if (d.body.outcome === 'failed') {
       const failed = await recordFailure(jobs, record, d.body.stage, `${d.body.error} (on worker ${d.ref.worker})`, batchDir, log);
       if (rebuild) await this.checks(() => this.abandonCheck(d, `its other build failed on ${d.ref.worker}`));

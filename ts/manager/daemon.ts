@@ -20,6 +20,7 @@ import { DirLock, removeTree } from '../native.js';
 import { loadConfig, type Config, type ListenAddress } from './config.js';
 import { artifactRouter } from './artifactHttp.js';
 import { Farm, readWorkerTokens, redisUrl } from './farm.js';
+import { queueKey } from './payload.js';
 import { createRedis } from './redisQueue.js';
 import type { Redis } from 'ioredis';
 import { loadGrants, type Grants } from './grants.js';
@@ -182,7 +183,7 @@ export async function runManager(options: ManagerOptions): Promise<number> {
 }
 
 /** Connects to `[queue].url`. Unreachable is not fatal (the farm waits for it); refused credentials are. */
-async function connectRedis(config: Config, log: Logger): Promise<{ url: string; client: Redis }> {
+async function connectRedis(config: Config, log: Logger): Promise<{ url: string; client: Redis; queueKey: Buffer }> {
   const url = await redisUrl(config);
   const client = createRedis(url, log, 'coordinator');
   try {
@@ -196,7 +197,7 @@ async function connectRedis(config: Config, log: Logger): Promise<{ url: string;
     }
     log.warn('redis unreachable at start-up; waiting for it (queued work resumes when it is back)', { url: redactUrl(url), err: message });
   }
-  return { url, client };
+  return { url, client, queueKey: await queueKey(config.manager.stateDir) };
 }
 
 /** The URL without its password, for logs and messages. */

@@ -17,7 +17,7 @@ import { serialiser } from './serialiser.js';
 import { FarmWorker } from './farmWorker.js';
 import type { Grants } from './grants.js';
 import { asDelivery, Receiver } from './receiver.js';
-import { JobSource, RedisQueue, Registry, LIVE_MS, type WorkerInfo } from './redisQueue.js';
+import { JobSource, lockDurationFor, RedisQueue, Registry, LIVE_MS, type WorkerInfo } from './redisQueue.js';
 import { hostArchitecture } from './route.js';
 import type { ResultSink } from './sink.js';
 import { signingKeyInfo, type SigningKey } from '../native.js';
@@ -54,8 +54,28 @@ export interface FarmDeps {
   grants: Grants;
   /** The farm's package key, loaded (the coordinator signs what workers build). */
   farmKey: SigningKey;
-  /** Set with `[queue] backend = "redis"`: the URL (password included) and a client for the farm's keys. */
-  redis?: { url: string; client: Redis };
+  /** Set with `[queue] backend = "redis"`: the URL (password included), a client for the farm's keys, the key jobs are sealed with. */
+  redis?: { url: string; client: Redis; queueKey: Buffer };
+}
+
+/**
+ * Redis commands wait through an outage (BullMQ needs that); `/status` must not, so what it asks
+ * the queue is given up after a moment and reported as out of reach.
+ */
+function within<T>(work: Promise<T>, ms = 2_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the queue did not answer within ${ms / 1000}s (is Redis reachable?)`)), ms);
+    work.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
 }
 
 /** `[queue].url`, or the first line of `[queue].url_file` (so the password stays out of the config). */
@@ -185,6 +205,7 @@ export class Farm {
         history: deps.history,
         jobs: this.jobs,
         farmKey: deps.farmKey,
+        queueKey: deps.redis.queueKey,
         grants: deps.grants,
         registry,
         queue: () => this.redisQueue!,
@@ -241,7 +262,7 @@ export class Farm {
     if (!config.build.local) return;
     const arch = hostArchitecture();
     const capabilities = { architectures: arch ? [arch, 'noarch'] : ['noarch'], keys: config.signingKeys.map((k) => k.name) };
-    const lockMs = Math.max(Math.floor(config.queue.lockWindowMs / 2), 1_000);
+    const lockMs = lockDurationFor(config.queue.lockWindowMs);
     this.localSource = new JobSource(this.deps.redis.url, this.registry, capabilities, lockMs, log);
     this.localWorker = new FarmWorker({
       id: 'local',
@@ -439,8 +460,8 @@ export class Farm {
       return [];
     };
     let queueProblem: string | undefined;
-    const running = (await this.queue.running().catch(unreachable)).sort((a, b) => a.startedAt.localeCompare(b.startedAt));
-    const queued = await this.queue.queued().catch(unreachable);
+    const running = (await within(this.queue.running()).catch(unreachable)).sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+    const queued = await within(this.queue.queued()).catch(unreachable);
     const oldest = running[0];
     const failures = [...history.failures.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     const quarantine = await readdir(stateDirs(config.manager.stateDir).quarantine).catch(() => [] as string[]);
@@ -453,8 +474,8 @@ export class Farm {
       ...(failures.length > 0 ? { failures: Object.fromEntries(failures.map(([k, v]) => [k, { failures: v.failures, next_retry: v.nextRetry }])) } : {}),
       queue_backend: config.queue.backend,
       ...(queueProblem ? { queue_problem: queueProblem } : {}),
-      workers: await this.workers(),
-      queue_counts: await this.queueCounts().catch(() => ({})),
+      workers: await within(this.workers()).catch(() => []),
+      queue_counts: await within(this.queueCounts()).catch(() => ({})),
       running: running.map((r) => ({
         build: this.buildIds.get(`${r.recipe}@${r.version}`) ?? null,
         recipe: r.recipe,

@@ -309,7 +309,9 @@ export class FarmWorker {
     const { job, attempt } = taken;
     try {
       if (answer.state === 'stale') return;
-      if (answer.state === 'failed') await job.moveToFailed(new Error(`${REPORTED}${answer.error ?? 'failed'}`), attempt, false);
+      // A failure the coordinator recorded (it names the build) is marked so; one it never heard of
+      // (a delivery it refused) is left for it to find in the queue and record.
+      if (answer.state === 'failed') await job.moveToFailed(new Error(`${answer.build ? REPORTED : ''}${answer.error ?? 'failed'}`), attempt, false);
       else await job.moveToCompleted({ state: answer.state, build: answer.build ?? null }, attempt, false);
     } catch (error) {
       // The lock ran out meanwhile: the coordinator has the result; the job's next attempt finds it published.

@@ -9,8 +9,8 @@
  * may have an epoch), so however many polls and webhooks trigger a version, it is queued once.
  */
 
-import { createHash } from 'node:crypto';
-import { lstat, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { lstat, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 
 import { z } from 'zod';
@@ -50,8 +50,35 @@ export const JobPayload = z.object({
   replica: z.number().int().min(1).max(2),
   replicas: z.number().int().min(1).max(2),
   queuedAt: z.string(),
+  /** HMAC-SHA256 over the rest, with the coordinator's queue key: a job altered in Redis is never published. */
+  mac: z.string().regex(/^[0-9a-f]{64}$/).optional(),
 });
 export type JobPayload = z.infer<typeof JobPayload>;
+
+const canonical = (p: JobPayload): string => JSON.stringify(JobPayload.parse({ ...p, mac: undefined }));
+const macOf = (p: JobPayload, key: Buffer): string => createHmac('sha256', key).update(canonical(p)).digest('hex');
+
+/** The payload with its seal: anyone who can write to Redis can change a job, but not forge this. */
+export function sealPayload(p: JobPayload, key: Buffer): JobPayload {
+  return { ...p, mac: macOf(p, key) };
+}
+
+/** Whether `p` is a payload this coordinator sealed, unchanged (constant-time). */
+export function isSealed(p: JobPayload, key: Buffer): boolean {
+  if (p.mac === undefined) return false;
+  return timingSafeEqual(Buffer.from(macOf(p, key), 'hex'), Buffer.from(p.mac, 'hex'));
+}
+
+/** `state_dir/queue.key`: the coordinator's key for sealing jobs, made on first use (0600). */
+export async function queueKey(stateDir: string): Promise<Buffer> {
+  const path = join(stateDir, 'queue.key');
+  const existing = await readFile(path).catch(() => undefined);
+  if (existing?.length === 32) return existing;
+  const key = randomBytes(32);
+  await writeFile(`${path}.tmp`, key, { mode: 0o600 });
+  await rename(`${path}.tmp`, path);
+  return key;
+}
 
 /** `hello@1.0-1`, `tool@2%3A1.0-1`, and `…~2` for a second build. */
 export function jobId(recipe: string, version: string, replica = 1): string {

@@ -23,6 +23,7 @@ import type { Logger } from '../log.js';
 import { jobId, JobPayload, parseJobId } from './payload.js';
 import type { Trigger } from './planner.js';
 import type { BuildQueue, QueuedJob, RunningJob } from './queue.js';
+import { serialiser } from './serialiser.js';
 import { architectureLabels, canTake, queueName, whyWaiting, type Capabilities, type Route } from './route.js';
 
 export const PREFIX = 'peipkg';
@@ -35,6 +36,12 @@ export const HEARTBEAT_MS = 5_000;
 export const LIVE_MS = 4 * HEARTBEAT_MS;
 /** A job stalled more often than this (its workers died under it again and again) fails. */
 const MAX_STALLED = 10;
+
+/**
+ * A third of `[queue].lock_window` for the lock and a third for each of the two passes BullMQ's
+ * stalled-job check needs (one marks, the next moves): a dead worker's job is waiting again within the window.
+ */
+export const lockDurationFor = (lockWindowMs: number): number => Math.max(Math.floor(lockWindowMs / 3), 1_000);
 
 /** ioredis options: commands wait through an outage (BullMQ needs that) while reconnecting with back-off. */
 export function connectionOptions(url: string): { url: string; maxRetriesPerRequest: null; connectTimeout: number; retryStrategy: (times: number) => number } {
@@ -186,8 +193,7 @@ export class RedisQueue implements BuildQueue {
   /** Opens every route queue known from earlier runs (their jobs survive a restart) and starts the stalled-job check. */
   async start(): Promise<void> {
     for (const route of await this.deps.registry.routes()) this.queueFor(route);
-    const half = Math.max(Math.floor(this.deps.lockWindowMs / 2), 1_000);
-    this.stallTimer = setInterval(() => void this.checkStalled(), half);
+    this.stallTimer = setInterval(() => void this.checkStalled(), lockDurationFor(this.deps.lockWindowMs));
     this.stallTimer.unref();
   }
 
@@ -213,16 +219,25 @@ export class RedisQueue implements BuildQueue {
     const connection = connectionOptions(this.deps.url);
     const queue = new Queue(name, { connection, prefix: PREFIX });
     quiet(queue, this.deps.log, 'queue');
-    // Moves the jobs of workers that stopped renewing their lock back to waiting: half the window
-    // for the lock to run out, half for this check to notice.
-    const half = Math.max(Math.floor(this.deps.lockWindowMs / 2), 1_000);
-    const checker = new BullWorker(name, null, { connection, prefix: PREFIX, autorun: false, lockDuration: half, stalledInterval: half, maxStalledCount: MAX_STALLED });
+    // Moves the jobs of workers that stopped renewing their lock back to waiting (checkStalled).
+    const third = lockDurationFor(this.deps.lockWindowMs);
+    const checker = new BullWorker(name, null, { connection, prefix: PREFIX, autorun: false, lockDuration: third, stalledInterval: third, maxStalledCount: MAX_STALLED });
     quiet(checker, this.deps.log, 'stalled-check');
     this.queues.set(name, { queue, checker, route });
     return queue;
   }
 
-  async submit(trigger: Trigger): Promise<boolean> {
+  /**
+   * BullMQ itself keeps one job per id; submits run one at a time here as well, so that of many
+   * triggers of one version exactly one is told it was added (only the coordinator submits).
+   */
+  submit(trigger: Trigger): Promise<boolean> {
+    return this.submits(() => this.add(trigger));
+  }
+
+  private readonly submits = serialiser();
+
+  private async add(trigger: Trigger): Promise<boolean> {
     let added = false;
     for (const payload of await this.deps.payloads(trigger)) {
       await this.deps.registry.addRoute(payload.route);
@@ -317,7 +332,7 @@ export class RedisQueue implements BuildQueue {
   }
 
   async idle(): Promise<void> {
-    for (;;) {
+    while (!this.draining) {
       let busy = 0;
       for (const { queue } of this.queues.values()) {
         const c = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active');
@@ -328,8 +343,11 @@ export class RedisQueue implements BuildQueue {
     }
   }
 
-  /** Remote workers run the jobs; nothing runs here to wait for. */
+  private draining = false;
+
+  /** Remote workers run the jobs; nothing runs here to wait for. A sweep waiting in `idle` stops waiting. */
   drain(): Promise<void> {
+    this.draining = true;
     return Promise.resolve();
   }
 
@@ -366,7 +384,7 @@ export class JobSource {
     private readonly log: Logger,
   ) {}
 
-  /** The lock duration jobs are taken with: half the coordinator's `[queue].lock_window`. */
+  /** The lock duration jobs are taken with: a third of the coordinator's `[queue].lock_window`. */
   get lockMs(): number {
     return this.lockDuration;
   }
@@ -374,7 +392,7 @@ export class JobSource {
   private async refresh(): Promise<void> {
     // The coordinator may have started after this worker, or changed its lock window since.
     const window = (await this.registry.settings()).lockWindowMs;
-    const wanted = window ? Math.max(Math.floor(window / 2), 1_000) : this.lockDuration;
+    const wanted = window ? lockDurationFor(window) : this.lockDuration;
     if (wanted !== this.lockDuration) {
       this.lockDuration = wanted;
       for (const { worker } of this.workers.values()) await worker.close(true).catch(() => undefined);

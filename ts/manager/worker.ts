@@ -19,7 +19,7 @@ import { ConfigError } from './config.js';
 import { redactUrl } from './daemon.js';
 import { FarmWorker } from './farmWorker.js';
 import { HttpSink } from './httpSink.js';
-import { createRedis, JobSource, Registry } from './redisQueue.js';
+import { createRedis, JobSource, lockDurationFor, Registry } from './redisQueue.js';
 import { findTools } from './tools.js';
 import { loadWorkerConfig, type WorkerConfig } from './workerConfig.js';
 
@@ -90,7 +90,7 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
     const settings = await Promise.race([registry.settings(), new Promise<undefined>((r) => setTimeout(() => r(undefined), 5_000).unref())]);
     if (!settings) log.warn('redis unreachable at start-up; waiting for it', { url: redactUrl(config.worker.queueUrl) });
     checkNotFarmKey(config, fingerprints, settings?.farmFingerprint);
-    const lockMs = Math.max(Math.floor((settings?.lockWindowMs ?? DEFAULT_LOCK_WINDOW_MS) / 2), 1_000);
+    const lockMs = lockDurationFor(settings?.lockWindowMs ?? DEFAULT_LOCK_WINDOW_MS);
     const capabilities = { architectures: config.worker.architectures, keys: config.signingKeys.map((k) => k.name) };
     const source = new JobSource(config.worker.queueUrl, registry, capabilities, lockMs, log);
     const worker = new FarmWorker({
