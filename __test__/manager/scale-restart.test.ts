@@ -1,0 +1,95 @@
+/**
+ * A farm of many machines across restarts and reconfiguration: the coordinator killed while a
+ * worker builds (the worker keeps its job and delivers once the coordinator is back), a worker
+ * revoked by removing its stanza (SIGHUP), and a job altered in Redis (never published).
+ */
+
+import { randomUUID } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import test from 'ava';
+import { Redis } from 'ioredis';
+
+import { createLogger } from '../../ts/log.js';
+import { JobSource, Registry } from '../../ts/manager/redisQueue.js';
+import { makeUpstream, publishedIn, writeRecipe } from '../helpers/farm.js';
+import { makeScaleFarm, waitForStatus } from '../helpers/scale.js';
+
+const SLOW_BUILD = (seconds: number): string =>
+  `#!/bin/sh\nset -eu\nsleep ${seconds}\ninstall -D -m 0755 "$SOURCE_DIR/hello-peios.sh" "$DESTDIR/usr/bin/hello-peios"\nmkdir -p "$DESTDIR/usr/share/man/man1" "$DESTDIR/usr/share/doc/hello-peios"\ngzip -9 -n -c "$SOURCE_DIR/hello-peios.1" > "$DESTDIR/usr/share/man/man1/hello-peios.1.gz"\ncp "$SOURCE_DIR/README" "$DESTDIR/usr/share/doc/hello-peios/README"\n`;
+
+test('the coordinator killed mid-build: queued work survives in Redis, the worker that finished retries its upload with back-off, and it is published once the coordinator is back', async (t) => {
+  const upstream = await makeUpstream(t);
+  await upstream.tag('v1.0.0');
+  const s = await makeScaleFarm(t, [{ id: 'w1', architectures: ['x86_64', 'noarch'] }], { lockWindow: '30s' });
+  await writeRecipe(s.farm.recipesDir, { git: upstream.dir, script: SLOW_BUILD(3) });
+  const first = s.startCoordinator();
+  const w1 = s.startWorker('w1');
+  await waitForStatus(s, (st) => st.running.some((r) => r.worker === 'w1'), 60_000, 'w1 building', first.log);
+  first.child.kill('SIGKILL');
+  await first.child;
+  // The build ends while no coordinator listens: the worker must keep trying.
+  await new Promise((r) => setTimeout(r, 6_000));
+  t.regex(w1.log(), /delivery failed; retrying/);
+  const second = s.startCoordinator();
+  const done = await waitForStatus(s, (st) => st.history.some((h) => h.state === 'succeeded'), 90_000, 'the delivery after the restart', () => `${second.log()}\n--- w1\n${w1.log()}`);
+  t.is(done.history.filter((h) => h.state === 'succeeded').length, 1);
+  t.is(done.history.find((h) => h.state === 'succeeded')?.worker, 'w1');
+  t.deepEqual(await publishedIn(join(s.farm.stateDir, 'repo')), ['hello-peios 1.0.0-1', 'hello-peios-doc 1.0.0-1']);
+});
+
+test('a worker removed from the config is revoked on SIGHUP: its token is refused from then on', async (t) => {
+  const upstream = await makeUpstream(t);
+  await upstream.tag('v1.0.0');
+  const s = await makeScaleFarm(t, [
+    { id: 'w1', architectures: ['noarch'] },
+    { id: 'w2', architectures: ['noarch'] },
+  ]);
+  await writeRecipe(s.farm.recipesDir, { git: upstream.dir });
+  const coordinator = s.startCoordinator();
+  await waitForStatus(s, (st) => st.queue.length === 1, 30_000, 'the job queued', coordinator.log);
+  const put = (worker: string): Promise<Response> =>
+    fetch(`${s.base}/farm/v1/jobs/x@1/attempts/${worker}.1/files/build.log`, { method: 'PUT', headers: { Authorization: `Bearer ${s.tokens.get(worker)!}`, 'X-Peipkg-Worker': worker, 'X-Peipkg-SHA256': '0'.repeat(64) }, body: 'x' });
+  t.not((await put('w2')).status, 401, 'w2 is known before the change');
+  const config = await readFile(s.farm.configPath, 'utf8');
+  await writeFile(s.farm.configPath, config.replace(/\[\[worker\]\]\nid = "w2"\ntoken_file = .*\n/, ''));
+  coordinator.child.kill('SIGHUP');
+  await waitForStatus(s, () => true, 5_000, 'the coordinator after SIGHUP');
+  let status = 0;
+  for (let i = 0; i < 50 && status !== 401; i++) {
+    status = (await put('w2')).status;
+    if (status !== 401) await new Promise((r) => setTimeout(r, 100));
+  }
+  t.is(status, 401, 'w2 is revoked');
+  t.not((await put('w1')).status, 401, 'w1 still works');
+});
+
+test('a job altered in Redis (another upstream and commit) is built, but its result is refused and nothing is published', async (t) => {
+  const upstream = await makeUpstream(t);
+  await upstream.tag('v1.0.0');
+  const s = await makeScaleFarm(t, [{ id: 'w1', architectures: ['x86_64', 'noarch'] }]);
+  await writeRecipe(s.farm.recipesDir, { git: upstream.dir });
+  const coordinator = s.startCoordinator();
+  await waitForStatus(s, (st) => st.queue.length === 1, 30_000, 'the job queued', coordinator.log);
+  // An attacker with Redis access points the job at another source before any worker takes it.
+  const redis = new Redis(s.redis.url, { maxRetriesPerRequest: null });
+  t.teardown(() => redis.disconnect());
+  const log = createLogger({ level: 'error', format: 'logfmt' });
+  const source = new JobSource(s.redis.url, new Registry(redis), { architectures: ['noarch'], keys: [] }, 30_000, log);
+  t.teardown(() => source.close());
+  const taken = await source.next(`w1.${randomUUID()}`);
+  t.truthy(taken);
+  const evil = await makeUpstream(t);
+  await evil.tag('v1.0.0', { file: 'hello-peios.sh', content: '#!/bin/sh\necho pwned\n' });
+  const evilCommit = (await evil.git('rev-parse', 'HEAD')).trim();
+  await taken!.job.updateData({ ...taken!.payload, git: evil.dir, commit: evilCommit });
+  await taken!.job.moveToWait(taken!.attempt);
+  const w1 = s.startWorker('w1');
+  const st = await waitForStatus(s, (x) => x.history.some((h) => h.state === 'failed'), 60_000, 'the altered job refused', () => `${coordinator.log()}\n--- w1\n${w1.log()}`);
+  const refused = st.history.find((h) => h.state === 'failed')!;
+  t.is(refused.stage, 'verify');
+  t.regex(refused.error ?? '', /was altered in the queue/);
+  t.regex(w1.log(), /state=failed/, 'the worker built the altered job, and its result was refused');
+  t.deepEqual(await publishedIn(join(s.farm.stateDir, 'repo')), []);
+});
