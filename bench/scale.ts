@@ -14,7 +14,7 @@
  * /status history (the coordinator records a build there once its package is signed and
  * published). The ideal is 20 × S / workers; per-build overhead = (time − 20 × S / workers) / 20.
  *
- * Run: node --import=tsx bench/scale.ts [--sleep S]  (needs `npm run build`; about 3 minutes at
+ * Run: node --import=tsx bench/scale.ts [--sleep S]  (needs `npm run build`; about 4 minutes at
  * S = 3; reaches only 127.0.0.1; BENCH_KEEP=1 keeps the scratch directory). A benchmark, not a
  * test: it prints numbers and never fails on them. It does not import from __test__/ (ava may not
  * be installed where it runs); the farm set-up mirrors __test__/helpers/{farm,redis,scale}.ts.
