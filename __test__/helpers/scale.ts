@@ -56,6 +56,10 @@ function spawnManager(t: ExecutionContext, args: string[]): Daemon {
   return { child, log: () => log };
 }
 
+/** The example's build.sh, after sleeping `seconds` (a build long enough to be interrupted). */
+export const SLOW_BUILD = (seconds: number): string =>
+  `#!/bin/sh\nset -eu\nsleep ${seconds}\ninstall -D -m 0755 "$SOURCE_DIR/hello-peios.sh" "$DESTDIR/usr/bin/hello-peios"\nmkdir -p "$DESTDIR/usr/share/man/man1" "$DESTDIR/usr/share/doc/hello-peios"\ngzip -9 -n -c "$SOURCE_DIR/hello-peios.1" > "$DESTDIR/usr/share/man/man1/hello-peios.1.gz"\ncp "$SOURCE_DIR/README" "$DESTDIR/usr/share/doc/hello-peios/README"\n`;
+
 /** A recipe whose packages are all `architecture` (a copy of the example recipe, so it builds anywhere). */
 export async function writeArchRecipe(recipesDir: string, id: string, git: string, architecture: string, script?: string): Promise<void> {
   await writeRecipe(recipesDir, { id, git });

@@ -13,10 +13,7 @@ import { Redis } from 'ioredis';
 import { createLogger } from '../../ts/log.js';
 import { JobSource, Registry } from '../../ts/manager/redisQueue.js';
 import { makeUpstream, publishedIn, writeRecipe } from '../helpers/farm.js';
-import { makeScaleFarm, waitForStatus, writeArchRecipe, type ScaleFarm } from '../helpers/scale.js';
-
-const SLOW_BUILD = (seconds: number): string =>
-  `#!/bin/sh\nset -eu\nsleep ${seconds}\ninstall -D -m 0755 "$SOURCE_DIR/hello-peios.sh" "$DESTDIR/usr/bin/hello-peios"\nmkdir -p "$DESTDIR/usr/share/man/man1" "$DESTDIR/usr/share/doc/hello-peios"\ngzip -9 -n -c "$SOURCE_DIR/hello-peios.1" > "$DESTDIR/usr/share/man/man1/hello-peios.1.gz"\ncp "$SOURCE_DIR/README" "$DESTDIR/usr/share/doc/hello-peios/README"\n`;
+import { makeScaleFarm, SLOW_BUILD, waitForStatus, writeArchRecipe, type ScaleFarm } from '../helpers/scale.js';
 
 const quietLog = createLogger({ level: 'error', format: 'logfmt' });
 
@@ -135,7 +132,12 @@ test('Redis SIGKILLed mid-build and restarted: coordinator and worker reconnect 
   // Give everyfsync a second to write the job's state, as a Redis with appendfsync everysec would have.
   await new Promise((r) => setTimeout(r, 1_500));
   await s.redis.kill();
-  const health = await fetch(`${s.base}/healthz`);
+  // The coordinator learns of the outage when its connection closes: a moment after the kill.
+  let health = await fetch(`${s.base}/healthz`);
+  for (let i = 0; i < 50 && health.status === 200; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    health = await fetch(`${s.base}/healthz`);
+  }
   t.is(health.status, 503, 'healthz reports the queue unreachable');
   t.regex(await health.text(), /Redis is unreachable/);
   const during = await fetch(`${s.base}/status`, { signal: AbortSignal.timeout(10_000) });

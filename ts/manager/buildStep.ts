@@ -108,3 +108,22 @@ export async function runBuild(peipkgBuild: string, b: BuildInvocation, options:
 
 /** `git+<url>#refs/tags/<tag>`, the manifest's source reference. */
 export const sourceRef = (git: string, tag: string): string => `git+${git}#refs/tags/${tag}`;
+
+/** A failure and the step it happened in (fetch, build, publish, verify), for the history. */
+export class StageFailure extends Error {
+  constructor(
+    readonly stage: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Runs `work`, labelling any failure with the step `name`. */
+export async function stage<T>(name: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw new StageFailure(name, (error as Error).message);
+  }
+}

@@ -305,7 +305,7 @@ async function daemon(farm: Farm, config: Config, grants: Grants, log: Logger, s
           // An operator who repaired the repository need not wait for the next check.
           if (farm.repository.current()) void farm.checkRepository();
         } catch (error) {
-          log.error('reload: load roster failed; continuing with existing recipes', { err: (error as Error).message });
+          log.error('reload failed; continuing with the recipes and workers loaded before', { err: (error as Error).message });
         }
       });
     };

@@ -18,7 +18,7 @@ import type { BuildUser } from '../build/script.js';
 import type { Logger } from '../log.js';
 import { removeTree, sha256Files } from '../native.js';
 import { BuildLog } from './buildLog.js';
-import { fetchSource, runBuild, sourceRef } from './buildStep.js';
+import { fetchSource, runBuild, sourceRef, stage, StageFailure } from './buildStep.js';
 import { writeRecipe, type JobPayload } from './payload.js';
 import { versionKey } from './queue.js';
 import { HEARTBEAT_MS, thisHost, type JobSource, type Registry, type TakenJob, type WorkerInfo } from './redisQueue.js';
@@ -70,23 +70,6 @@ const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
     const timer = setTimeout(done, ms);
     signal?.addEventListener('abort', done, { once: true });
   });
-
-class Stage extends Error {
-  constructor(
-    readonly stage: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-async function stage<T>(name: string, work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    throw new Stage(name, (error as Error).message);
-  }
-}
 
 export class FarmWorker {
   private readonly running = new Map<string, Running>();
@@ -177,7 +160,7 @@ export class FarmWorker {
     for (const env of payload.grants.env) flags.push('--build-env', env);
     for (const name of payload.grants.sign) {
       const path = this.deps.signKeys.get(name);
-      if (!path) throw new Stage('build', `this worker holds no [[signing_key]] "${name}", which the recipe's grant signs with`);
+      if (!path) throw new StageFailure('build', `this worker holds no [[signing_key]] "${name}", which the recipe's grant signs with`);
       flags.push('--binary-sign-key', `${name}=${path}`);
     }
     if (payload.grants.network) flags.push('--network');
@@ -245,16 +228,16 @@ export class FarmWorker {
           ),
         );
         const names = (await readdir(join(dir, 'out'))).filter((n) => n.endsWith('.peipkg')).sort();
-        if (names.length === 0) throw new Stage('build', 'peipkg-build succeeded but produced no .peipkg files');
+        if (names.length === 0) throw new StageFailure('build', 'peipkg-build succeeded but produced no .peipkg files');
         const digests = await sha256Files(names.map((n) => join(dir, 'out', n)));
         files = names.map((name, i) => {
           const d = digests[i]!;
-          if ('error' in d) throw new Stage('build', `${name}: ${d.error.message}`);
+          if ('error' in d) throw new StageFailure('build', `${name}: ${d.error.message}`);
           return { path: join(dir, 'out', name), fact: { name, sha256: d.sha256, size: d.size } };
         });
         body = { outcome: 'built', files: files.map((f) => f.fact), commit: fetched.commit, timestamp: fetched.timestamp, startedAt };
       } catch (error) {
-        body = { outcome: 'failed', stage: error instanceof Stage ? error.stage : 'build', error: (error as Error).message, startedAt };
+        body = { outcome: 'failed', stage: error instanceof StageFailure ? error.stage : 'build', error: (error as Error).message, startedAt };
       } finally {
         await buildLog.close();
       }
@@ -297,7 +280,7 @@ export class FarmWorker {
           return { state: 'stale' };
         }
         const retry = !(error instanceof DeliveryError) || error.retry;
-        if (!retry || attempt >= 1000) return { state: 'failed', error: `delivery refused: ${(error as Error).message}` };
+        if (!retry) return { state: 'failed', error: `delivery refused: ${(error as Error).message}` };
         const wait = Math.min(1_000 * 2 ** attempt, 30_000);
         log.warn('delivery failed; retrying', { err: (error as Error).message, retry_in_ms: wait });
         await sleep(wait);

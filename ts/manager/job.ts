@@ -23,7 +23,7 @@ import type { History, BuildRecord } from './history.js';
 import type { Trigger } from './planner.js';
 import type { PublishedCache } from './published.js';
 import { BuildLog } from './buildLog.js';
-import { fetchSource, runBuild, sourceRef, type Fetched } from './buildStep.js';
+import { fetchSource, runBuild, sourceRef, stage, StageFailure, type Fetched } from './buildStep.js';
 import { runStep } from './subprocess.js';
 
 export interface Tools {
@@ -89,23 +89,6 @@ async function fetch(ctx: JobContext, trigger: Trigger, sourceDir: string, log: 
     { cloneTimeoutMs: ctx.config.build.cloneTimeoutMs, abort: ctx.abort, buildUser: ctx.buildUser, sandboxed: ctx.sandboxed },
     log,
   );
-}
-
-class StageFailure extends Error {
-  constructor(
-    readonly stage: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-async function stage<T>(name: string, work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    throw new StageFailure(name, (error as Error).message);
-  }
 }
 
 /** Runs one trigger to the end; resolves with the finished record (it never throws for a failed build). */

@@ -121,6 +121,7 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
         clearInterval(keyCheck);
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
+        process.off('SIGHUP', onHup);
         void source.close().then(() => {
           log.info('worker stopped');
           resolve(code);
@@ -153,6 +154,9 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
         }, () => undefined);
       }, KEY_CHECK_MS);
       keyCheck.unref();
+      // A hang-up must not kill a worker in the middle of its builds; its config is read at start only.
+      const onHup = (): void => log.info('SIGHUP ignored: restart the worker to apply a changed worker.toml');
+      process.on('SIGHUP', onHup);
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
     });
