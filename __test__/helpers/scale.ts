@@ -20,6 +20,8 @@ export interface WorkerSpec {
   architectures: string[];
   /** Extra TOML for the worker's config (e.g. `[[signing_key]]`). */
   extra?: string;
+  /** `[worker].drain_timeout` (default 20s). */
+  drainTimeout?: string;
 }
 
 export interface Daemon {
@@ -95,7 +97,7 @@ export async function makeScaleFarm(t: ExecutionContext, workers: WorkerSpec[], 
         `architectures = ${JSON.stringify(w.architectures)}`,
         `work_dir = ${JSON.stringify(workDir)}`,
         'concurrency = 1',
-        'drain_timeout = "20s"',
+        `drain_timeout = "${w.drainTimeout ?? '20s'}"`,
         '',
         '[build]',
         'timeout = "5m"',

@@ -33,6 +33,7 @@ test('routing by architecture: an aarch64 recipe waits until an aarch64 worker c
   const arm = waiting.queue.find((q) => q.recipe === 'hello-arm')!;
   t.is(arm.waiting, 'waiting: no worker for aarch64');
   t.deepEqual(arm.architectures, ['aarch64']);
+  t.deepEqual(waiting.queue_counts.aarch64, { waiting: 1, running: 0 });
   t.is(waiting.history.find((h) => h.recipe === 'hello-peios')?.worker, 'amd-1', 'history records the worker');
   t.deepEqual(waiting.workers.map((w) => [w.id, w.architectures]), [['amd-1', ['x86_64', 'noarch']]]);
 

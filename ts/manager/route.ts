@@ -39,6 +39,7 @@ export function canTake(worker: Capabilities, route: Route): boolean {
 /** Why no worker among `workers` can take a job on `route` (`no worker for aarch64`), or undefined when one can. */
 export function whyWaiting(route: Route, workers: readonly Capabilities[]): string | undefined {
   if (workers.some((w) => canTake(w, route))) return undefined;
+  if (route.architectures.length === 0 && route.keys.length === 0) return 'no worker connected';
   const archs = route.architectures.filter((a) => !workers.some((w) => w.architectures.includes(a)));
   const keys = route.keys.filter((k) => !workers.some((w) => w.keys.includes(k)));
   const parts: string[] = [];
