@@ -4,7 +4,7 @@
  * the coordinator alone signing, and a package identical (decompressed) to the single-host farm's.
  */
 
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import test from 'ava';
@@ -113,11 +113,16 @@ test('[verify] rebuild: a deterministic recipe is built on both workers and publ
   t.is((await readdir(join(s.farm.stateDir, 'quarantine'))).length, 1);
 });
 
-test('[build] local = true with the redis queue: the coordinator builds through the queue itself, and its builds are recorded as local', async (t) => {
+test('[build] local = true with the redis queue (its URL in url_file): the coordinator builds through the queue itself, and its builds are recorded as local', async (t) => {
   const upstream = await makeUpstream(t);
   await upstream.tag('v1.0.0');
   const s = await makeScaleFarm(t, [], { local: true });
   await writeRecipe(s.farm.recipesDir, { git: upstream.dir });
+  // The URL (with the password, where there is one) from a file instead of the config.
+  const urlFile = join(s.farm.root, 'redis-url');
+  await writeFile(urlFile, `${s.redis.url}\n`, { mode: 0o600 });
+  const config = await readFile(s.farm.configPath, 'utf8');
+  await writeFile(s.farm.configPath, config.replace(`url = "${s.redis.url}"`, `url_file = ${JSON.stringify(urlFile)}`));
   const coordinator = s.startCoordinator();
   const st = await waitForStatus(s, (x) => x.history.some((h) => h.state === 'succeeded'), 90_000, 'the coordinator\'s own build', coordinator.log);
   t.is(st.history[0]?.worker, 'local');
