@@ -8,6 +8,7 @@
  *   POST /webhooks/github    HMAC-SHA256 over the body as sent (X-Hub-Signature-256), 401 when missing
  *                            or wrong; `ping` → 200 "pong"; a push (or creation) of a tag polls
  *                            every opted-in recipe whose upstream is that repository, at once
+ *   PUT/POST /farm/v1/…       the artifact hand-off from workers (artifactHttp.ts), with the Redis backend
  *
  * A webhook body is unauthenticated until its HMAC checks, so reading one is bounded before
  * anything is believed: a Content-Encoding is refused (415; GitHub never compresses, and nothing
