@@ -94,6 +94,19 @@ test('a missing required flag is named, exit 1', async (t) => {
   expectFailure(t, await attempt(t, simpleRecipe({ script: MESSAGE }), { 'farm-id': null }), 1, /--farm-id is required/);
 });
 
+test('a zstd level out of range is a usage error, exit 2, like every other malformed value', async (t) => {
+  expectFailure(t, await attempt(t, simpleRecipe({ script: MESSAGE }), { 'zstd-level': '30' }), 2, /--zstd-level: must be an integer from 1 to 22, got 30/);
+});
+
+test('check --staged with a path that does not exist is a user error naming it, exit 1, no stack trace', async (t) => {
+  const recipe = await makeRecipe(t, simpleRecipe({ script: MESSAGE }));
+  const missing = join(await tempDir(t), 'nonexistent');
+  const result = await runTool('peipkg-build', ['check', '--recipe', recipe, '--staged', missing]);
+  t.is(result.exitCode, 1, result.stderr);
+  t.regex(result.stderr, new RegExp(`--staged ${missing}: no such directory`));
+  t.notRegex(result.stderr, /internal error|\n\s+at /);
+});
+
 test('a malformed timestamp is a usage error, exit 2', async (t) => {
   for (const bad of ['2026-05-06T12:00:00+00:00', '2026-05-06T12:00:00.5Z', '2026-02-30T00:00:00Z', 'yesterday']) {
     expectFailure(t, await attempt(t, simpleRecipe({ script: MESSAGE }), { timestamp: bad }), 2, /--timestamp: timestamp .* must be|not a valid date/);

@@ -116,6 +116,12 @@ test('config: the unchanged config of these tests is valid (the cases above fail
   t.true(await exists(join(farm.stateDir, 'repo', 'repo.json')), 'the repository was created');
 });
 
+test('config: without a [poll] table, or with an empty one, default_interval is 1h as the README says', (t) => {
+  const base = ['[manager]', 'id = "f"', 'recipes_dir = "/r"', 'state_dir = "/s"', '[repo]', 'name = "n"', '[signing]', 'key_file = "/k"'].join('\n');
+  t.is(parseConfig(`${base}\n`, '/etc/peipkg-manager/config.toml').poll.defaultIntervalMs, 3_600_000);
+  t.is(parseConfig(`${base}\n[poll]\n`, '/etc/peipkg-manager/config.toml').poll.defaultIntervalMs, 3_600_000);
+});
+
 test('config: [http].webhook_max_body is 1 MiB by default and takes sizes up to 25 MiB, in bytes or KiB/MiB', (t) => {
   const base = ['[manager]', 'id = "f"', 'recipes_dir = "/r"', 'state_dir = "/s"', '[repo]', 'name = "n"', '[signing]', 'key_file = "/k"', '[poll]', 'default_interval = "1h"', '[http]', 'addr = "127.0.0.1:8080"'].join('\n');
   const maxBody = (line: string): number => parseConfig(`${base}\n${line}\n`, '/etc/peipkg-manager/config.toml').http.webhookMaxBody;

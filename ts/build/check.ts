@@ -6,7 +6,10 @@
  * partitions (orphans, overlaps, layout, and globs that match nothing, which are errors here).
  */
 
+import { statSync } from 'node:fs';
 import { basename } from 'node:path';
+
+import { InputError } from '../errors.js';
 
 import { compareVersions, versionProblem } from '../format/version.js';
 import { asTagName } from './tagPattern.js';
@@ -58,6 +61,14 @@ function tagResults(tags: string[], report: CheckReport, watch: WatchCheck): voi
 }
 
 function stagedResults(recipe: Recipe, stagedDir: string, report: CheckReport): void {
+  let info;
+  try {
+    info = statSync(stagedDir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new InputError(`--staged ${stagedDir}: ${code === 'ENOENT' ? 'no such directory' : (error as Error).message}`);
+  }
+  if (!info.isDirectory()) throw new InputError(`--staged ${stagedDir}: not a directory (give the staged tree, as build.sh left it in $DESTDIR)`);
   const staged = walkStaged(stagedDir);
   try {
     const { claims, unmatched } = partition(recipe.packages, staged);

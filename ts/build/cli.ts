@@ -41,7 +41,7 @@ function zstdSettings(args: FlagBag): ZstdSettings {
   const level = integerFlag(args, 'zstd-level');
   if (level === undefined) return DEFAULT_ZSTD;
   const problem = zstdLevelProblem(level);
-  if (problem) throw new InputError(`--zstd-level: ${problem}`);
+  if (problem) throw new UsageError(`--zstd-level: ${problem}`);
   return { ...DEFAULT_ZSTD, level };
 }
 

@@ -196,7 +196,8 @@ const ConfigWire = z.strictObject({
     .prefault({}),
   poll: z
     .strictObject({
-      default_interval: duration('0s').superRefine((ms, ctx) => {
+      // 1h when unset, as the README says (the reference refuses a missing value; we accept more configs, not fewer).
+      default_interval: duration('1h').superRefine((ms, ctx) => {
         if (ms < MINUTE) ctx.addIssue({ code: 'custom', message: `${formatDuration(ms)} is less than the 1-minute minimum (use 1m or greater)` });
       }),
     })
