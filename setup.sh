@@ -36,7 +36,7 @@ fi
 say "installing Debian packages (toolchain, crate sources, test tools)"
 $SUDO apt-get update -qq
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-  ca-certificates gcc libc6-dev make patch xz-utils tar zstd openssl git strace rclone procps chromium bubblewrap util-linux curl redis-server \
+  ca-certificates gcc libc6-dev make patch xz-utils tar zstd openssl git strace rclone procps chromium bubblewrap util-linux curl redis-server prometheus \
   librust-sha2-dev librust-ring-dev librust-libc-dev librust-cc-dev librust-base64-dev \
   librust-serde-json-dev librust-serde-derive-dev >/dev/null
 

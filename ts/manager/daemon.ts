@@ -284,6 +284,8 @@ async function daemon(farm: Farm, config: Config, grants: Grants, log: Logger, s
       onRepositoryPush: (urls) => farm.onRepositoryPush(urls),
       log,
       ...(farm.receiver ? { artifacts: artifactRouter(farm.receiver, log) } : {}),
+      metrics: async () => ({ contentType: farm.metrics.registry.contentType, body: await farm.metrics.registry.metrics() }),
+      onWebhook: (outcome) => farm.metrics.webhook(outcome),
     });
     server = await listenOn(app, config.http.addr);
     log.info('webhook server listening', { addr: `${config.http.addr.host ?? ''}:${server.port}` });

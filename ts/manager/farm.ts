@@ -18,6 +18,7 @@ import { FarmWorker } from './farmWorker.js';
 import type { Grants } from './grants.js';
 import { asDelivery, Receiver } from './receiver.js';
 import { JobSource, lockDurationFor, RedisQueue, Registry, LIVE_MS, type WorkerInfo } from './redisQueue.js';
+import { FarmMetrics } from './metrics.js';
 import { hostArchitecture } from './route.js';
 import type { ResultSink } from './sink.js';
 import { signingKeyInfo, type SigningKey } from '../native.js';
@@ -156,6 +157,7 @@ export class Farm {
   private localSource: JobSource | undefined;
   private reaper: NodeJS.Timeout | undefined;
   private workerTokens = new Map<string, Buffer>();
+  readonly metrics: FarmMetrics;
   /** Set when a build or publish failed, or a recipe could not be watched (`--once` exits 1). */
   sweepFailed = false;
 
@@ -163,6 +165,13 @@ export class Farm {
     const { config, log } = deps;
     const dirs = stateDirs(config.manager.stateDir);
     const exclusive = serialiser();
+    this.metrics = new FarmMetrics({
+      queue: async () => {
+        const counts = Object.values(await within(this.queueCounts()));
+        return { waiting: counts.reduce((a, c) => a + c.waiting, 0), running: counts.reduce((a, c) => a + c.running, 0) };
+      },
+      lastUpload: () => this.uploader?.status().last_success,
+    });
     this.published = new PublishedCache(dirs.repo);
     this.repository = new RepositoryHealth(dirs.repo, log);
     this.uploader =
@@ -193,6 +202,7 @@ export class Farm {
       sandboxed: deps.isolation.kind === 'sandbox',
       publishLock: exclusive,
       onPublished: () => this.uploader?.request(),
+      observePublish: (seconds) => this.metrics.published(seconds),
       repository: this.repository,
       abort: this.abort.signal,
     };
@@ -239,7 +249,10 @@ export class Farm {
       lsRemoteTimeoutMs: 2 * MINUTE,
       onPolled: (_recipe, ok) => {
         this.lastProgress = Date.now();
-        if (!ok) this.sweepFailed = true;
+        if (!ok) {
+          this.sweepFailed = true;
+          this.metrics.pollFailed();
+        }
       },
     });
   }
@@ -345,6 +358,7 @@ export class Farm {
   }
 
   private finished(record: BuildRecord): void {
+    this.metrics.buildFinished(record);
     if (record.state === 'succeeded') this.counters.succeeded++;
     else if (record.state === 'failed') this.sweepFailed = true;
     else if (record.state === 'held') this.watchRepository();

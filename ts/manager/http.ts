@@ -4,6 +4,7 @@
  *
  *   ANY  /healthz            200 "ok" — or 503 with the reason: stalled, repository damaged, upload failing
  *   ANY  /status             the contract's JSON, plus running jobs, queue, skipped recipes, history
+ *   GET  /metrics            Prometheus text (metrics.ts)
  *   GET  /builds/<id>/log    one build's log (text/plain)
  *   POST /webhooks/github    HMAC-SHA256 over the body as sent (X-Hub-Signature-256), 401 when missing
  *                            or wrong; `ping` → 200 "pong"; a push (or creation) of a tag polls
@@ -54,6 +55,10 @@ export interface HttpDeps {
   webhookMaxBody?: number;
   /** The artifact hand-off from workers (artifactHttp.ts), with the Redis backend. */
   artifacts?: express.Router;
+  /** `GET /metrics`: the Prometheus text and its content type. */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
+  /** Counts each webhook delivery by how it was answered (metrics). */
+  onWebhook?: (outcome: string) => void;
   /** Tests shorten these; the daemon keeps the defaults above. */
   webhookBodyTimeoutMs?: number;
   webhookMaxUnauthenticated?: number;
@@ -197,6 +202,11 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     deps.status().then((doc) => res.status(200).type('application/json').send(`${JSON.stringify(doc, null, 2)}\n`), next);
   });
 
+  app.get('/metrics', (_req, res, next) => {
+    if (!deps.metrics) return next(new HttpError(404, 'not_found', '404 page not found'));
+    deps.metrics().then(({ contentType, body }) => res.status(200).type(contentType).send(body), next);
+  });
+
   app.get('/builds/:id/log', (req, res, next) => {
     const path = deps.buildLog(String(req.params.id));
     if (!path) return next(new HttpError(404, 'unknown_build', `no build ${String(req.params.id)}`));
@@ -235,6 +245,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
       .finally(() => (unauthenticated -= 1))
       .then((result) => {
         if (result.kind === 'aborted') {
+          deps.onWebhook?.('aborted');
           deps.log.warn('webhook body abandoned by the sender', { remote: remoteOf(req) });
           return void req.socket.destroy();
         }
@@ -252,7 +263,10 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   /** An authenticated delivery. */
   const handleEvent = (req: Request, res: Response, next: NextFunction, body: Buffer): void => {
     const event = req.get('X-GitHub-Event') ?? '';
-    if (event === 'ping') return void res.status(200).type('text/plain').send('pong\n');
+    if (event === 'ping') {
+      deps.onWebhook?.('ping');
+      return void res.status(200).type('text/plain').send('pong\n');
+    }
     let json: unknown;
     try {
       json = JSON.parse(body.toString('utf8'));
@@ -263,13 +277,18 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     if (!parsed.success || typeof json !== 'object' || json === null) return next(new HttpError(400, 'bad_json', 'parse json'));
     const { ref, ref_type: refType, repository } = parsed.data;
     const isTag = (event === 'push' && ref?.startsWith('refs/tags/')) || (event === 'create' && refType === 'tag');
-    if (!isTag) return void res.status(200).type('text/plain').send('ignored: not a tag push\n');
+    if (!isTag) {
+      deps.onWebhook?.('not_a_tag');
+      return void res.status(200).type('text/plain').send('ignored: not a tag push\n');
+    }
     const urls = [repository?.html_url, repository?.clone_url, repository?.ssh_url, repository?.git_url].filter((u): u is string => !!u);
     const recipes = deps.onRepositoryPush(urls);
     if (recipes.length === 0) {
+      deps.onWebhook?.('no_recipe');
       deps.log.info('webhook for unrecognised or opted-out repo', { html_url: repository?.html_url ?? '' });
       return void res.status(200).end();
     }
+    deps.onWebhook?.('triggered');
     for (const recipe of recipes) deps.log.info('webhook accepted, triggering immediate poll', { recipe });
     res.status(200).end();
   };
@@ -286,6 +305,7 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
     const status = error instanceof HttpError ? error.status : (error as { status?: unknown }).status;
     const clientError = typeof status === 'number' && status >= 400 && status < 500;
+    if (req.path === '/webhooks/github') deps.onWebhook?.(error instanceof HttpError ? error.code : clientError ? 'bad_request' : 'error');
     if (res.headersSent) return void req.socket.destroy();
     if (error instanceof HttpError) {
       if (error.options.warn) deps.log.warn('webhook refused', { code: error.code, status: error.status, remote: remoteOf(req) });

@@ -49,6 +49,8 @@ export interface JobContext {
   publishLock: <T>(work: () => Promise<T>) => Promise<T>;
   /** Called after every successful publish (uploads follow). */
   onPublished(): void;
+  /** How long a publish took (metrics). */
+  observePublish(seconds: number): void;
   /** Whether the repository can be published into (publishes are held while it is damaged). */
   repository: RepositoryHealth;
   abort: AbortSignal;
@@ -249,9 +251,11 @@ async function publishBatch(ctx: JobContext, batchDir: string, log: BuildLog): P
       else sent.push(file);
     }
     if (sent.length === 0) return sent;
+    const started = performance.now();
     await runStep('peipkg-repo publish', tools.peipkgRepo, [
       'publish', '--in', repo, '--new', batchDir, '--out', repo, '--sign-key', config.signing.keyFile, '--timestamp', publishTimestamp(view.generatedAt),
     ], { timeoutMs: 10 * 60_000, log });
+    ctx.observePublish((performance.now() - started) / 1000);
     return sent;
   });
 }
