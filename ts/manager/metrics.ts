@@ -27,7 +27,6 @@ export class FarmMetrics {
   private readonly publishDuration: Histogram;
   private readonly webhooks: Counter<'outcome'>;
   private readonly pollErrors: Counter;
-  private lastUploadSeconds = 0;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
@@ -52,15 +51,16 @@ export class FarmMetrics {
         this.set({ state: 'running' }, counts.running);
       },
     });
-    const metrics = this;
+    let lastUploadSeconds = 0;
     new Gauge({
       name: 'peipkg_upload_last_success_timestamp_seconds',
       help: 'When the repository was last uploaded to the remote successfully (Unix time; 0: not since the start).',
       registers,
       collect() {
         const last = sources.lastUpload();
-        if (last) metrics.lastUploadSeconds = Math.max(metrics.lastUploadSeconds, Date.parse(last) / 1000);
-        this.set(metrics.lastUploadSeconds);
+        // The uploader forgets its last success when an attempt fails; the metric keeps it.
+        if (last) lastUploadSeconds = Math.max(lastUploadSeconds, Date.parse(last) / 1000);
+        this.set(lastUploadSeconds);
       },
     });
   }
