@@ -89,7 +89,7 @@ const BAD: BadConfig[] = [
   {
     title: 'a table that does not exist and a bad value',
     edit: append('[uploads]\nbackend = "rclone"\n[http]\naddr = ":99999"'),
-    named: ['config.toml: uploads: unknown key', '[http].addr'],
+    named: ['bad.toml: uploads: unknown key', '[http].addr'],
   },
 ];
 
@@ -104,6 +104,8 @@ for (const bad of BAD) {
     const result = await once(path);
     t.is(result.exitCode, 2, result.stderr);
     for (const name of bad.named) t.true(result.stderr.includes(name), `"${name}" named in:\n${result.stderr}`);
+    t.false(result.stderr.includes('config.toml:'), 'problems name the file as given, not "config.toml"');
+    t.true(result.stderr.includes(path));
     t.regex(result.stderr, /^peipkg-manager: /);
     t.false(await exists(farm.stateDir), 'state_dir not created');
   });

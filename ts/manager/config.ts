@@ -329,7 +329,7 @@ export function redisUrlProblem(url: string): string | undefined {
 }
 
 /** TOML → the schema's type, every problem named by key (ConfigError, exit 2). Shared with the worker's config. */
-export function parseTomlFile<S extends z.ZodType>(text: string, path: string, schema: S, label: string, tables: ReadonlySet<string>, arrayTables: ReadonlySet<string>): z.output<S> {
+export function parseTomlFile<S extends z.ZodType>(text: string, path: string, schema: S, tables: ReadonlySet<string>, arrayTables: ReadonlySet<string>): z.output<S> {
   let doc: unknown;
   try {
     doc = parseToml(text);
@@ -339,7 +339,8 @@ export function parseTomlFile<S extends z.ZodType>(text: string, path: string, s
   }
   const parsed = schema.safeParse(doc, { error: adviceErrors });
   if (!parsed.success) {
-    const lines = formatZodIssues(label, parsed.error, (p) => tablePath(p, tables, arrayTables), 'unknown key (typo?)');
+    // Each line names the file as given, so that it reads right wherever the config lives.
+    const lines = formatZodIssues(path, parsed.error, (p) => tablePath(p, tables, arrayTables), 'unknown key (typo?)');
     throw new ConfigError(`${path}: invalid configuration:\n${lines.map((l) => `  ${l}`).join('\n')}`);
   }
   return parsed.data;
@@ -355,9 +356,9 @@ export async function readConfigText(path: string): Promise<string> {
 }
 
 export function parseConfig(text: string, path: string): Config {
-  const w = parseTomlFile(text, path, ConfigWire, 'config.toml', TABLES, ARRAY_TABLES);
+  const w = parseTomlFile(text, path, ConfigWire, TABLES, ARRAY_TABLES);
   const problems = crossProblems(w);
-  if (problems.length > 0) throw new ConfigError(`${path}: invalid configuration:\n${problems.map((l) => `  config.toml: ${l}`).join('\n')}`);
+  if (problems.length > 0) throw new ConfigError(`${path}: invalid configuration:\n${problems.map((l) => `  ${path}: ${l}`).join('\n')}`);
   return {
     path,
     manager: {

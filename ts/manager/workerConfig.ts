@@ -75,14 +75,14 @@ const TABLES = new Set(['worker', 'build']);
 const ARRAY_TABLES = new Set(['signing_key']);
 
 export function parseWorkerConfig(text: string, path: string): WorkerConfig {
-  const w = parseTomlFile(text, path, WorkerWire, 'worker.toml', TABLES, ARRAY_TABLES);
+  const w = parseTomlFile(text, path, WorkerWire, TABLES, ARRAY_TABLES);
   const names = new Set<string>();
   const problems: string[] = [];
   for (const k of w.signing_key) {
     if (names.has(k.name)) problems.push(`[[signing_key]] ${k.name}: duplicate name`);
     names.add(k.name);
   }
-  if (problems.length > 0) throw new ConfigError(`${path}: invalid configuration:\n${problems.map((l) => `  worker.toml: ${l}`).join('\n')}`);
+  if (problems.length > 0) throw new ConfigError(`${path}: invalid configuration:\n${problems.map((l) => `  ${path}: ${l}`).join('\n')}`);
   return {
     path,
     worker: {
