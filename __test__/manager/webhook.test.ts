@@ -91,6 +91,21 @@ const pushBody = (tag: string, cloneUrl: string): string =>
 
 const count = (text: string, needle: string): number => text.split(needle).length - 1;
 
+test.serial('a signed push for a repository whose recipe has not opted into webhooks is answered with the reason, naming the recipe', async (t) => {
+  t.timeout(120_000);
+  const r = await runningFarm(t, async (farm) => {
+    await writeRecipe(farm.recipesDir, { id: 'quiet', git: join(farm.root, 'quiet-upstream.git'), githubWebhook: false });
+  });
+  const quiet = pushBody('v1.0.0', join(r.farm.root, 'quiet-upstream.git'));
+  const answer = await postWebhook(r.base, 'push', quiet, sign(quiet));
+  t.is(answer.status, 200);
+  t.deepEqual(await answer.json(), { triggered: [], reason: 'recipe quiet watches this repository but does not set [watch] github_webhook = true; it is polled on its interval' });
+  const unknown = pushBody('v1.0.0', 'https://github.com/example/unknown');
+  t.deepEqual(await (await postWebhook(r.base, 'push', unknown, sign(unknown))).json(), { triggered: [], reason: 'no recipe watches this repository' });
+  const branch = JSON.stringify({ ref: 'refs/heads/main', repository: { clone_url: r.upstream.dir } });
+  t.deepEqual(await (await postWebhook(r.base, 'push', branch, sign(branch))).json(), { triggered: [], reason: 'not a tag push' });
+});
+
 test.serial('a signed push webhook for a new tag builds and publishes it within seconds', async (t) => {
   t.timeout(120_000);
   const r = await runningFarm(t);
@@ -101,7 +116,8 @@ test.serial('a signed push webhook for a new tag builds and publishes it within 
   const body = pushBody('v1.1.0', r.upstream.dir);
   const started = Date.now();
   const response = await postWebhook(r.base, 'push', body, sign(body));
-  t.is(response.status, 200, await response.text());
+  t.is(response.status, 200);
+  t.deepEqual(await response.json(), { triggered: ['hello-peios'] }, 'the answer names what the push triggered');
   await waitPublished(r, 'hello-peios-doc 1.1.0-1', 30_000);
   const elapsed = Date.now() - started;
   t.log(`webhook → 1.1.0-1 published in ${elapsed} ms`);
@@ -336,7 +352,7 @@ async function startApp(t: ExecutionContext, options: Partial<HttpDeps> = {}): P
     webhookSecret: Buffer.from(SECRET),
     onRepositoryPush: (urls) => {
       pushes.push(urls);
-      return ['hello-peios'];
+      return { triggered: ['hello-peios'], optedOut: [] };
     },
     log: createLogger({ level: 'debug', format: 'logfmt', out }),
     ...options,

@@ -324,13 +324,16 @@ async function daemon(farm: Farm, config: Config, grants: Grants, log: Logger, s
         log.warn('drain timeout reached: stopping running builds');
         farm.abort.abort(`stopped after the ${Math.round(config.manager.drainTimeoutMs / 1000)}s drain timeout`);
       }, config.manager.drainTimeoutMs);
+      farm.draining = true;
       void (async () => {
         await farm.poller.stop();
-        await new Promise<void>((r) => (server ? server.server.close(() => r()) : r()));
+        // /healthz and /status keep answering through the drain (and workers can still deliver).
         await farm.queue.drain();
         await farm.stopQueue(config.manager.drainTimeoutMs);
         await farm.stopRepositoryWatch();
         await farm.uploader?.stop();
+        await new Promise<void>((r) => (server ? server.server.close(() => r()) : r()));
+        server?.server.closeAllConnections();
         clearTimeout(timer);
         process.off('SIGHUP', onHup);
         process.off('SIGTERM', onStop);

@@ -24,7 +24,7 @@ import type { ResultSink } from './sink.js';
 import { signingKeyInfo, type SigningKey } from '../native.js';
 import { InputError } from '../errors.js';
 import type { BuildRecord, History } from './history.js';
-import { normaliseRepoUrl } from './http.js';
+import { normaliseRepoUrl, type PushOutcome } from './http.js';
 import { publishHeld, runJob, stateDirs, type JobContext, type Tools } from './job.js';
 import { decide, meetsMinVersion, type Decision, type Trigger } from './planner.js';
 import { Poller } from './poller.js';
@@ -160,6 +160,8 @@ export class Farm {
   readonly metrics: FarmMetrics;
   /** Set when a build or publish failed, or a recipe could not be watched (`--once` exits 1). */
   sweepFailed = false;
+  /** Set on SIGTERM: `/healthz` says so while running builds finish (the HTTP server stays up meanwhile). */
+  draining = false;
 
   constructor(private readonly deps: FarmDeps) {
     const { config, log } = deps;
@@ -401,11 +403,12 @@ export class Farm {
   }
 
   /** Polls now every opted-in recipe whose upstream is one of `urls` (a webhook). */
-  onRepositoryPush(urls: string[]): string[] {
+  onRepositoryPush(urls: string[]): PushOutcome {
     const wanted = new Set(urls.map(normaliseRepoUrl));
-    const matched = this.recipes().filter((r) => r.upstream && r.githubWebhook && wanted.has(normaliseRepoUrl(r.upstream.git)));
+    const watching = this.recipes().filter((r) => r.upstream && wanted.has(normaliseRepoUrl(r.upstream.git)));
+    const matched = watching.filter((r) => r.githubWebhook);
     for (const r of matched) void this.poller.pollNow(r.id, 'webhook');
-    return matched.map((r) => r.id);
+    return { triggered: matched.map((r) => r.id), optedOut: watching.filter((r) => !r.githubWebhook).map((r) => r.id) };
   }
 
   /**
@@ -414,6 +417,7 @@ export class Farm {
    * repository; an upload whose last attempt failed.
    */
   unhealthy(): string | undefined {
+    if (this.draining) return 'draining: finishing running builds before exit';
     const damage = this.repository.current();
     if (damage) return `repository damaged: ${damage.error} (builds are held until it verifies again)`;
     const watched = this.recipes().filter((r) => r.upstream);

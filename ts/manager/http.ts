@@ -16,8 +16,9 @@
  * is inflated), a Content-Length over `[http].webhook_max_body` is refused at once (413), a body
  * that grows past it is cut off (413), one that takes longer than 10 s is cut off (408), and at
  * most 16 are read at once (503 with Retry-After). A refusal before the whole body is read closes
- * the connection (the sender gets a second to read the answer first). The HMAC is computed as
- * the bytes arrive; at most `webhook_max_body` × 16 bytes are held.
+ * the connection (the sender gets 3 s to read the answer first: on a loaded machine one second was
+ * sometimes too little, and the reset took the unread answer with it). The HMAC is computed as the
+ * bytes arrive; at most `webhook_max_body` × 16 bytes are held.
  */
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -38,7 +39,7 @@ export const WEBHOOK_MAX_UNAUTHENTICATED = 16;
 /** Seconds a refused (503) sender is asked to wait. */
 const RETRY_AFTER_S = 5;
 /** How long a refused sender has to read its answer before the connection is closed under it. */
-const LINGER_MS = 1_000;
+const LINGER_MS = 3_000;
 
 export interface HttpDeps {
   status(): Promise<Record<string, unknown>>;
@@ -48,8 +49,8 @@ export interface HttpDeps {
   buildLog(id: string): string | undefined;
   /** Absent: webhooks are not enabled (no secret configured). */
   webhookSecret: Buffer | undefined;
-  /** Polls the opted-in recipes whose upstream is one of `urls`; returns their ids. */
-  onRepositoryPush(urls: string[]): string[];
+  /** Polls the opted-in recipes whose upstream is one of `urls`; says which, and which watch it without opting in. */
+  onRepositoryPush(urls: string[]): PushOutcome;
   log: Logger;
   /** `[http].webhook_max_body` (default 1 MiB). */
   webhookMaxBody?: number;
@@ -62,6 +63,12 @@ export interface HttpDeps {
   /** Tests shorten these; the daemon keeps the defaults above. */
   webhookBodyTimeoutMs?: number;
   webhookMaxUnauthenticated?: number;
+}
+
+/** What a push did: the recipes polled, and those that watch the repository but did not opt into webhooks. */
+export interface PushOutcome {
+  triggered: string[];
+  optedOut: string[];
 }
 
 /** Only what we use of GitHub's payload; everything else in it is ignored. */
@@ -279,18 +286,25 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     const isTag = (event === 'push' && ref?.startsWith('refs/tags/')) || (event === 'create' && refType === 'tag');
     if (!isTag) {
       deps.onWebhook?.('not_a_tag');
-      return void res.status(200).type('text/plain').send('ignored: not a tag push\n');
+      return void res.status(200).json({ triggered: [], reason: 'not a tag push' });
     }
     const urls = [repository?.html_url, repository?.clone_url, repository?.ssh_url, repository?.git_url].filter((u): u is string => !!u);
-    const recipes = deps.onRepositoryPush(urls);
-    if (recipes.length === 0) {
+    const { triggered, optedOut } = deps.onRepositoryPush(urls);
+    if (triggered.length === 0) {
       deps.onWebhook?.('no_recipe');
-      deps.log.info('webhook for unrecognised or opted-out repo', { html_url: repository?.html_url ?? '' });
-      return void res.status(200).end();
+      deps.log.info('webhook for unrecognised or opted-out repo', { html_url: repository?.html_url ?? '', opted_out: optedOut.join(',') });
+      // The sender (and GitHub's delivery log) is told why nothing happened.
+      const reason =
+        optedOut.length > 0
+          ? optedOut.length === 1
+            ? `recipe ${optedOut[0]!} watches this repository but does not set [watch] github_webhook = true; it is polled on its interval`
+            : `recipes ${optedOut.join(', ')} watch this repository but do not set [watch] github_webhook = true; they are polled on their interval`
+          : 'no recipe watches this repository';
+      return void res.status(200).json({ triggered: [], reason });
     }
     deps.onWebhook?.('triggered');
-    for (const recipe of recipes) deps.log.info('webhook accepted, triggering immediate poll', { recipe });
-    res.status(200).end();
+    for (const recipe of triggered) deps.log.info('webhook accepted, triggering immediate poll', { recipe });
+    res.status(200).json({ triggered });
   };
   app.all('/webhooks/github', (_req, _res, next) => next(new HttpError(405, 'method_not_allowed', 'method not allowed')));
 
