@@ -70,6 +70,24 @@ test('check lists every problem at once, and an unknown build key', async (t) =>
   t.regex(typoResult.stderr, /\[meta\]\.licence: unknown key/);
 });
 
+test('a typo in a [[package]] and one in [watch] are reported together, by check and in the farm\'s skipped recipes', async (t) => {
+  const path = await makeRecipe(t, {
+    id: 'busybox',
+    toml: recipe('[upstream]\ngit = "https://x.org/r"\ntag_pattern = "^v([0-9]+)$"\n[watch]\npol_interval = "2h"\n').replace('files = ["usr/bin/**"]', 'filez = ["usr/bin/**"]'),
+    script: 'true\n',
+  });
+  const result = await runTool('peipkg-build', ['check', '--recipe', path, '--json']);
+  t.is(result.exitCode, 1);
+  const report = JSON.parse(result.stdout) as { problems: string[] };
+  t.true(report.problems.some((p) => /package\[0\]\.filez: unknown key/.test(p)), report.problems.join('\n'));
+  t.true(report.problems.some((p) => /\[watch\]\.pol_interval: unknown key/.test(p)), report.problems.join('\n'));
+  const { loadRosterRecipe } = await import('../../ts/manager/roster.js');
+  const entry = await loadRosterRecipe(join(path, '..'), 'busybox', 3_600_000);
+  t.true('problems' in entry);
+  const problems = 'problems' in entry ? entry.problems : [];
+  t.true(problems.some((p) => p.includes('filez')) && problems.some((p) => p.includes('pol_interval')), problems.join('\n'));
+});
+
 test('with --staged, a glob that matches nothing is an error (a warning in build)', async (t) => {
   const path = await makeRecipe(t, { id: 'busybox', toml: recipe('').replace('files = ["usr/bin/**"]', 'files = ["usr/bin/**", "usr/share/man/**"]'), script: 'true\n' });
   const staged = await tempDir(t);

@@ -87,7 +87,8 @@ export async function checkRecipe(request: CheckRequest): Promise<CheckReport> {
     loaded = await loadRecipe(request.recipePath);
   } catch (error) {
     if (!(error instanceof RecipeError)) throw error;
-    report.problems.push(...error.problems);
+    // Every problem at once: the manager's sections are checked even when a stanza is broken.
+    report.problems.push(...error.problems, ...error.managerProblems);
     return report;
   }
   const { recipe, managerProblems } = loaded;

@@ -82,6 +82,8 @@ export class RecipeError extends InputError {
   constructor(
     readonly recipePath: string,
     readonly problems: string[],
+    /** The manager's problems with `[upstream]`/`[watch]`, found in the same pass (not a build's concern, so not in the message). */
+    readonly managerProblems: string[] = [],
   ) {
     super(`${recipePath}: invalid recipe:\n${problems.map((p) => `  ${p}`).join('\n')}`);
   }
@@ -249,6 +251,30 @@ export async function loadRecipe(path: string): Promise<LoadedRecipe> {
   return parseRecipe(text, file);
 }
 
+/** `[upstream]` and `[watch]`, and what is wrong with them (the manager's business; a build ignores them). */
+function managerSectionsOf(doc: unknown): { upstream: Upstream | undefined; watch: Watch | undefined; problems: string[] } {
+  const problems: string[] = [];
+  const manager = managerSections.safeParse(doc, { error: adviceErrors });
+  let upstream: Upstream | undefined;
+  let watch: Watch | undefined;
+  if (!manager.success) problems.push(...formatZodIssues('peipkg.toml', manager.error, recipePath, UNKNOWN_KEY));
+  else {
+    const u = manager.data.upstream;
+    if (u) upstream = { git: u.git, tagPattern: u.tag_pattern, peiosRevision: Math.max(1, u.peios_revision), submodules: u.submodules, minVersion: u.min_version };
+    const w = manager.data.watch;
+    if (w) {
+      const interval = w.poll_interval === undefined ? undefined : parseDuration(w.poll_interval);
+      if (w.poll_interval !== undefined && interval === undefined) {
+        problems.push(`peipkg.toml: [watch].poll_interval: "${w.poll_interval}" is not a duration (write e.g. 15m, 1h, 1h30m)`);
+      } else if (interval !== undefined && interval < 60_000) {
+        problems.push(`peipkg.toml: [watch].poll_interval: "${w.poll_interval}" is below the 1m minimum`);
+      }
+      watch = { githubWebhook: w.github_webhook, pollIntervalMs: interval };
+    }
+  }
+  return { upstream, watch, problems };
+}
+
 export async function parseRecipe(text: string, file: string): Promise<LoadedRecipe> {
   let doc: unknown;
   try {
@@ -260,9 +286,10 @@ export async function parseRecipe(text: string, file: string): Promise<LoadedRec
   }
   const dir = dirname(file);
   const problems: string[] = [];
-  const managerProblems: string[] = [];
+  // The manager's sections first, so that their problems are reported with a broken build section's.
+  const { upstream, watch, problems: managerProblems } = managerSectionsOf(doc);
   const build = buildSections.safeParse(doc, { error: adviceErrors });
-  if (!build.success) throw new RecipeError(file, formatZodIssues('peipkg.toml', build.error, recipePath, UNKNOWN_KEY));
+  if (!build.success) throw new RecipeError(file, formatZodIssues('peipkg.toml', build.error, recipePath, UNKNOWN_KEY), managerProblems);
   const data = build.data;
   const names = new Set<string>();
   data.package.forEach((s, i) => {
@@ -296,25 +323,7 @@ export async function parseRecipe(text: string, file: string): Promise<LoadedRec
   }
   const buildScript = await resolveBuildScript(dir, data.meta.build_script, problems);
 
-  const manager = managerSections.safeParse(doc, { error: adviceErrors });
-  let upstream: Upstream | undefined;
-  let watch: Watch | undefined;
-  if (!manager.success) managerProblems.push(...formatZodIssues('peipkg.toml', manager.error, recipePath, UNKNOWN_KEY));
-  else {
-    const u = manager.data.upstream;
-    if (u) upstream = { git: u.git, tagPattern: u.tag_pattern, peiosRevision: Math.max(1, u.peios_revision), submodules: u.submodules, minVersion: u.min_version };
-    const w = manager.data.watch;
-    if (w) {
-      const interval = w.poll_interval === undefined ? undefined : parseDuration(w.poll_interval);
-      if (w.poll_interval !== undefined && interval === undefined) {
-        managerProblems.push(`peipkg.toml: [watch].poll_interval: "${w.poll_interval}" is not a duration (write e.g. 15m, 1h, 1h30m)`);
-      } else if (interval !== undefined && interval < 60_000) {
-        managerProblems.push(`peipkg.toml: [watch].poll_interval: "${w.poll_interval}" is below the 1m minimum`);
-      }
-      watch = { githubWebhook: w.github_webhook, pollIntervalMs: interval };
-    }
-  }
-  if (problems.length > 0) throw new RecipeError(file, problems.map((p) => `peipkg.toml: ${p}`));
+  if (problems.length > 0) throw new RecipeError(file, problems.map((p) => `peipkg.toml: ${p}`), managerProblems);
   const recipe: Recipe = {
     path: file,
     dir,

@@ -57,7 +57,7 @@ export async function loadRosterRecipe(dir: string, id: string, defaultIntervalM
     const { recipe, managerProblems } = await loadRecipe(join(dir, 'peipkg.toml'));
     return rosterEntry(id, recipe, managerProblems, defaultIntervalMs);
   } catch (error) {
-    if (error instanceof RecipeError) return { id, problems: error.problems };
+    if (error instanceof RecipeError) return { id, problems: [...error.problems, ...error.managerProblems] };
     if (error instanceof InputError) return { id, problems: [error.message] };
     throw error;
   }
