@@ -211,10 +211,13 @@ test.serial('a failing build.sh is reported with a back-off, the other recipe is
   t.is(events(first.stderr, 'build failed').length, 2);
 
   // The back-off survives a restart: a second sweep does not try the broken versions again.
+  // Those versions wait: the sweep says so and exits 1 (a cron job must see work left undone).
   const second = await runOnce(farm);
-  t.is(second.exitCode, 0, second.stderr);
+  t.is(second.exitCode, 1, second.stderr);
   t.is((await buildRecords(farm)).filter((b) => b.recipe === 'broken').length, 2);
   t.true(events(second.stderr, 'trigger skipped (in failure backoff window)').length >= 2, second.stderr);
+  t.regex(second.stderr, /msg="once complete" built=0 failed=0 waiting=2/);
+  t.regex(first.stderr, /msg="once complete" built=2 failed=2 waiting=0/);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -250,7 +250,10 @@ async function sweepOnce(farm: Farm, roster: Roster, log: Logger): Promise<numbe
   await farm.stopRepositoryWatch();
   const damage = farm.repository.current();
   if (damage) log.error('sweep ended with the repository damaged; held builds are published by the next run that finds it repaired', { err: damage.error });
-  return farm.sweepFailed || uploadFailed || damage !== undefined || unwatched.length > 0 || roster.skipped.length > 0 ? 1 : 0;
+  const { built, failed, waiting } = farm.sweep;
+  log.info('once complete', { built, failed, waiting });
+  // A version left waiting (in its back-off, or held) is work not done: a cron job must see it.
+  return farm.sweepFailed || waiting > 0 || uploadFailed || damage !== undefined || unwatched.length > 0 || roster.skipped.length > 0 ? 1 : 0;
 }
 
 /** Why the HTTP server could not start, as advice naming `[http].addr`; other errors pass through. */
@@ -291,6 +294,9 @@ async function daemon(farm: Farm, config: Config, grants: Grants, log: Logger, s
     log.info('webhook server listening', { addr: `${config.http.addr.host ?? ''}:${server.port}` });
   }
   farm.poller.watch(farm.recipes());
+  // Every timer of the farm is unref'd; without an HTTP server nothing else would keep the daemon
+  // alive between polls, and it would exit (13, "unsettled top-level await") as soon as it was idle.
+  const keepAlive = setInterval(() => undefined, 2 ** 30);
   return new Promise<number>((resolve) => {
     let stopping = false;
     let reloading = Promise.resolve();
@@ -335,6 +341,7 @@ async function daemon(farm: Farm, config: Config, grants: Grants, log: Logger, s
         await new Promise<void>((r) => (server ? server.server.close(() => r()) : r()));
         server?.server.closeAllConnections();
         clearTimeout(timer);
+        clearInterval(keepAlive);
         process.off('SIGHUP', onHup);
         process.off('SIGTERM', onStop);
         process.off('SIGINT', onStop);

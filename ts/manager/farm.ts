@@ -160,6 +160,8 @@ export class Farm {
   readonly metrics: FarmMetrics;
   /** Set when a build or publish failed, or a recipe could not be watched (`--once` exits 1). */
   sweepFailed = false;
+  /** What this run built, failed and left waiting (`--once` ends with it). */
+  readonly sweep = { built: 0, failed: 0, waiting: 0 };
   /** Set on SIGTERM: `/healthz` says so while running builds finish (the HTTP server stays up meanwhile). */
   draining = false;
 
@@ -249,8 +251,9 @@ export class Farm {
       backoff: deps.history,
       queue: this.queue,
       lsRemoteTimeoutMs: 2 * MINUTE,
-      onPolled: (_recipe, ok) => {
+      onPolled: (_recipe, ok, stats) => {
         this.lastProgress = Date.now();
+        this.sweep.waiting += stats?.waiting ?? 0;
         if (!ok) {
           this.sweepFailed = true;
           this.metrics.pollFailed();
@@ -361,9 +364,28 @@ export class Farm {
 
   private finished(record: BuildRecord): void {
     this.metrics.buildFinished(record);
-    if (record.state === 'succeeded') this.counters.succeeded++;
-    else if (record.state === 'failed') this.sweepFailed = true;
-    else if (record.state === 'held') this.watchRepository();
+    if (record.state === 'succeeded') {
+      this.counters.succeeded++;
+      this.sweep.built++;
+    } else if (record.state === 'failed') {
+      this.sweepFailed = true;
+      this.sweep.failed++;
+      this.retryAt(record.recipe, record.version);
+    } else if (record.state === 'held') this.watchRepository();
+  }
+
+  /**
+   * A failed version is tried again when its back-off ends, as the "build failed" line announces:
+   * its recipe is polled then (not only at its next poll, which may be an hour later).
+   */
+  private retryAt(recipe: string, version: string): void {
+    const at = this.deps.history.nextRetry(recipe, version);
+    if (at === undefined || this.abort.signal.aborted) return;
+    this.deps.log.debug('retry scheduled', { recipe, version, at: new Date(at).toISOString() });
+    const timer = setTimeout(() => {
+      if (!this.abort.signal.aborted && this.roster.has(recipe)) void this.poller.pollNow(recipe, 'poll');
+    }, Math.max(at - Date.now(), 0) + 1_000);
+    timer.unref();
   }
 
   /**

@@ -39,6 +39,8 @@ export interface PollStats {
   tags_seen: number;
   matches_emitted: number;
   skipped_below_min_version: number;
+  /** Versions not built now: in their failure back-off, or built and held for a damaged repository. */
+  waiting: number;
 }
 
 export type Decision = 'build' | 'published' | 'backoff' | 'held';
@@ -75,7 +77,7 @@ export function planPoll(
   now: number,
   log: Logger,
 ): { triggers: Trigger[]; stats: PollStats } {
-  const stats: PollStats = { tags_seen: tags.length, matches_emitted: 0, skipped_below_min_version: 0 };
+  const stats: PollStats = { tags_seen: tags.length, matches_emitted: 0, skipped_below_min_version: 0, waiting: 0 };
   const triggers: Trigger[] = [];
   const upstream = recipe.upstream;
   if (!upstream) return { triggers, stats };
@@ -97,6 +99,7 @@ export function planPoll(
       log.debug('trigger skipped (already published)', { recipe: recipe.id, version, source });
       continue;
     }
+    if (decision === 'backoff' || decision === 'held') stats.waiting++;
     if (decision === 'backoff') {
       log.debug('trigger skipped (in failure backoff window)', { recipe: recipe.id, version, source });
       continue;

@@ -6,7 +6,7 @@
  */
 
 import type { Logger } from '../log.js';
-import { planPoll, type Backoff, type TriggerSource } from './planner.js';
+import { planPoll, type Backoff, type PollStats, type TriggerSource } from './planner.js';
 import type { PublishedCache } from './published.js';
 import type { BuildQueue } from './queue.js';
 import type { RosterRecipe } from './roster.js';
@@ -19,7 +19,7 @@ export interface PollerDeps {
   queue: BuildQueue;
   lsRemoteTimeoutMs: number;
   /** Called after every finished poll (health tracking); `ok` is false when ls-remote failed. */
-  onPolled(recipe: string, ok: boolean): void;
+  onPolled(recipe: string, ok: boolean, stats?: PollStats): void;
 }
 
 /** How many refused tag names a poll's summary line shows. */
@@ -146,7 +146,7 @@ export class Poller {
         }
       }
       log.info('poll complete', { recipe: id, ...stats });
-      this.deps.onPolled(id, true);
+      this.deps.onPolled(id, true, stats);
       return true;
     } catch (error) {
       log.warn('ls-remote failed', { recipe: id, err: (error as Error).message.trim().split('\n').pop() ?? '' });
