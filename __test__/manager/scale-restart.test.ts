@@ -148,5 +148,5 @@ test('an upload larger than artifact_max_size is refused with 413 before its bod
     req.write(Buffer.alloc(1024)); // a few bytes of the 5 GiB announced, and no more
   });
   t.is(status, 413);
-  t.regex(coordinator.log(), /artifact refused.*status=413/);
+  await waitFor(() => /artifact refused.*status=413/.test(coordinator.log()), 10_000, 'the refusal in the log');
 });

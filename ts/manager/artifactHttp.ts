@@ -13,6 +13,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 
 import type { Logger } from '../log.js';
+import { answerAndClose } from './http.js';
 import { Refusal, type Receiver } from './receiver.js';
 import { ResultBody, type AttemptRef } from './sink.js';
 
@@ -62,9 +63,11 @@ export function artifactRouter(receiver: Receiver, log: Logger): express.Router 
     if (status >= 500) log.error('artifact hand-off failed', { err: (error as Error).message, path: req.path });
     else if (status !== 401) log.warn('artifact refused', { status, err: (error as Error).message, worker: req.get(WORKER_HEADER) ?? '' });
     if (res.headersSent) return void req.socket.destroy();
-    // The body of a refused upload is not wanted: answer, then close instead of reading it.
-    if (req.method === 'PUT' && !req.complete) res.set('Connection', 'close');
-    res.status(status).json({ error: status >= 500 ? 'internal error' : (error as Error).message, retry: refusal?.retry ?? status >= 500, stale: refusal?.stale ?? false });
+    const body = { error: status >= 500 ? 'internal error' : (error as Error).message, retry: refusal?.retry ?? status >= 500, stale: refusal?.stale ?? false };
+    // The body of a refused upload is not wanted: answer, then close instead of reading it (with
+    // time for the sender to read the answer before the close resets it).
+    if (req.method === 'PUT' && !req.complete) return answerAndClose(req, status, {}, JSON.stringify(body));
+    res.status(status).json(body);
   });
   return router;
 }

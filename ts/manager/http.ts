@@ -152,7 +152,7 @@ function readSignedBody(req: IncomingMessage, secret: Buffer, limit: number, tim
  * sender's unread bytes still queued, is a reset that loses the answer on its way (a legitimate
  * sender refused with 503 or 413 would see only "connection reset").
  */
-function answerAndClose(req: IncomingMessage, status: number, headers: Record<string, string>, body: string): void {
+export function answerAndClose(req: IncomingMessage, status: number, headers: Record<string, string>, body: string): void {
   const socket = req.socket;
   req.pause();
   if (socket.destroyed) return;
