@@ -32,6 +32,8 @@ test('a build that failed is retried when its 1-minute back-off ends, though the
   const after = (Date.now() - failedAt) / 1000;
   t.log(`retried and published ${after.toFixed(1)} s after the failure`);
   t.true(after >= 55 && after < 90, `${after} s`);
+  // The package is in the index a moment before the history records the build as done.
+  await waitFor(async () => (await buildRecords(farm)).at(-1)?.state === 'succeeded', 10_000, 'the history to record the retry');
   t.deepEqual((await buildRecords(farm)).map((b) => b.state), ['failed', 'succeeded']);
   daemon.child.kill('SIGTERM');
 });
