@@ -3,6 +3,7 @@
 import test from 'ava';
 
 import { exitWithin, freePort, makeFarm, makeUpstream, startDaemon, waitFor, writeRecipe } from '../helpers/farm.js';
+import { SLOW_BUILD } from '../helpers/scale.js';
 
 test('during a drain /healthz is 503 "draining" and /status answers; the daemon then exits 0', async (t) => {
   const upstream = await makeUpstream(t);
@@ -10,8 +11,7 @@ test('during a drain /healthz is 503 "draining" and /status answers; the daemon 
   const farm = await makeFarm(t);
   const port = await freePort();
   await farm.writeConfig('', { http: `[http]\naddr = "127.0.0.1:${port}"` });
-  const example = 'install -D -m 0755 "$SOURCE_DIR/hello-peios.sh" "$DESTDIR/usr/bin/hello-peios"\nmkdir -p "$DESTDIR/usr/share/man/man1" "$DESTDIR/usr/share/doc/hello-peios"\ngzip -9 -n -c "$SOURCE_DIR/hello-peios.1" > "$DESTDIR/usr/share/man/man1/hello-peios.1.gz"\ncp "$SOURCE_DIR/README" "$DESTDIR/usr/share/doc/hello-peios/README"\n';
-  await writeRecipe(farm.recipesDir, { git: upstream.dir, script: `#!/bin/sh\nset -eu\nsleep 4\n${example}` });
+  await writeRecipe(farm.recipesDir, { git: upstream.dir, script: SLOW_BUILD(4) });
   const daemon = startDaemon(t, farm.configPath);
   const base = `http://127.0.0.1:${port}`;
   await waitFor(async () => {
