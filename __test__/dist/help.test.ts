@@ -127,3 +127,33 @@ for (const tool of TOOLS) {
     t.is(run.stdout, expected);
   });
 }
+
+test('peipkg-repo key: each subcommand has help; its "Required:" flags are exactly the ones it needs; completion offers its flags', async (t) => {
+  const tool: Tool = 'peipkg-repo';
+  const keyHelp = await help(tool, ['help', 'key']);
+  t.is(await help(tool, ['key', '--help']), keyHelp);
+  const subcommands = (sections(keyHelp).get('Commands') ?? [])
+    .map((l) => /^\s+peipkg-repo key ([a-z][\w-]*)/.exec(l)?.[1])
+    .filter((c): c is string => c !== undefined);
+  t.deepEqual(subcommands, ['add', 'retire', 'revoke']);
+  const complete = async (...words: string[]): Promise<string[]> =>
+    (await help(tool, ['--get-yargs-completions', tool, ...words])).split('\n').filter(Boolean);
+  t.deepEqual(await complete('key', ''), subcommands);
+  for (const sub of subcommands) {
+    const text = await help(tool, ['key', sub, '--help']);
+    t.regex(text, new RegExp(`^${tool} key ${sub}`));
+    const parts = sections(text);
+    const required = flagsIn(parts.get('Required'));
+    t.true(required.length > 0, sub);
+    const dummy = (flags: string[]): string[] => flags.flatMap((f) => [`--${f}`, 'x']);
+    for (const flag of required) {
+      const result = await runTool(tool, ['key', sub, ...dummy(required.filter((f) => f !== flag))]);
+      t.is(result.exitCode, 1, `key ${sub} without --${flag}: ${result.stderr}`);
+      t.regex(result.stderr, new RegExp(`--${flag} is required`));
+    }
+    const all = await runTool(tool, ['key', sub, ...dummy(required)]);
+    t.notRegex(all.stderr, /--[\w-]+ is required/, `key ${sub} with every required flag: ${all.stderr}`);
+    const listed = [...required, ...flagsIn(parts.get('Options'))];
+    t.deepEqual((await complete('key', sub, '--')).sort(), ['--help', ...listed.map((f) => `--${f}`)].sort(), sub);
+  }
+});
