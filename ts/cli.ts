@@ -67,9 +67,7 @@ function createParser(tool: string, argv: string[], declare: DeclareCommands): A
           const command = typeof args.command === 'string' ? args.command : undefined;
           const text = await parse(tool, command === undefined ? ['--help'] : [command, '--help'], declare);
           // yargs answers `<unknown> --help` with the tool's own help; say so instead.
-          if (command !== undefined && text === (await parse(tool, ['--help'], declare))) {
-            throw new UsageError(`unknown command "${command}"\nRun \`${tool} help\` for the list of commands.`);
-          }
+          if (command !== undefined && text === (await parse(tool, ['--help'], declare))) throw unknownCommand(tool, command);
           process.stdout.write(`${text}\n`);
         },
       )
@@ -87,6 +85,62 @@ function createParser(tool: string, argv: string[], declare: DeclareCommands): A
           `Run \`${tool} help <command>\` (or \`${tool} <command> --help\`) for a command's flags.`,
       ),
   );
+}
+
+function unknownCommand(tool: string, word: string): UsageError {
+  return new UsageError(`unknown command "${word}"\nRun \`${tool} help\` for the list of commands.`);
+}
+
+/** What `commandWord` and `commandNames` read from yargs, whose typings (17.x) declare neither. */
+interface ParserInternals {
+  getOptions?: () => { boolean?: unknown; alias?: unknown };
+  getInternalMethods?: () => { getCommandInstance?: () => { getCommands?: () => unknown } };
+}
+
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
+
+/** The names of the commands declared on `parser` (`$0` for a default command). */
+function commandNames(parser: Argv): readonly string[] | undefined {
+  const names = (parser as unknown as ParserInternals).getInternalMethods?.().getCommandInstance?.().getCommands?.();
+  return isStrings(names) ? names : undefined;
+}
+
+/** The tool-level boolean flags and their aliases (`help`, `h`, peipkg-manager's `once`). */
+function booleanFlags(parser: Argv): Set<string> {
+  const options = (parser as unknown as ParserInternals).getOptions?.();
+  const booleans = new Set<string>(isStrings(options?.boolean) ? options.boolean : ['help']);
+  const aliases = typeof options?.alias === 'object' && options.alias !== null ? Object.entries(options.alias) : [];
+  for (const [flag, names] of aliases) if (booleans.has(flag) && isStrings(names)) for (const name of names) booleans.add(name);
+  return booleans;
+}
+
+/**
+ * The word of `argv` in the command's place: the first that is neither a flag nor the value of a
+ * tool-level flag. As yargs does, a flag that is not boolean takes the next word as its value.
+ */
+function commandWord(parser: Argv, argv: readonly string[]): string | undefined {
+  const booleans = booleanFlags(parser);
+  for (let i = 0; i < argv.length; i++) {
+    const word = argv[i]!;
+    if (word === '--') return argv[i + 1];
+    if (!word.startsWith('-') || word === '-') return word;
+    if (word.includes('=')) continue;
+    const name = word.replace(/^--?/, '');
+    const next = argv[i + 1];
+    if (!booleans.has(name) && !name.startsWith('no-') && next !== undefined && !next.startsWith('-')) i++;
+  }
+  return undefined;
+}
+
+/**
+ * A word in the command's place that names no command is an unknown command (exit 2), also for a
+ * tool with a default command (peipkg-manager), where yargs would call it an unknown argument.
+ */
+function checkCommandWord(tool: string, argv: readonly string[], declare: DeclareCommands): void {
+  const parser = createParser(tool, [...argv], declare);
+  const names = commandNames(parser);
+  const word = commandWord(parser, argv);
+  if (names !== undefined && word !== undefined && !names.includes(word)) throw unknownCommand(tool, word);
 }
 
 function parse(tool: string, argv: string[], declare: DeclareCommands): Promise<string> {
@@ -113,6 +167,7 @@ export async function runTool(tool: string, declare: DeclareCommands, argv: stri
       await createParser(tool, argv, declare).exitProcess(true).parseAsync();
       return 0;
     }
+    checkCommandWord(tool, argv, declare);
     const help = await parse(tool, argv, declare);
     if (help) process.stdout.write(`${help}\n`);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

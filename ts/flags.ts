@@ -26,14 +26,25 @@ function one(args: FlagBag, flag: string): string | undefined {
   return String(value);
 }
 
-/** The flags' values, in `order`; the first one missing (or empty) is an `InputError` (exit 1). */
+/** `--a`, `--a and --b`, `--a, --b and --c`. */
+function flagList(flags: readonly string[]): string {
+  const named = flags.map((f) => `--${f}`);
+  return named.length <= 1 ? named.join('') : `${named.slice(0, -1).join(', ')} and ${named.at(-1)}`;
+}
+
+/**
+ * The flags' values, in `order`. Every one missing (or empty) is named in one `InputError`
+ * (exit 1), in `order`: `--key is required`, `--in and --key are required`.
+ */
 export function requireFlags<K extends string>(args: FlagBag, order: readonly K[]): Record<K, string> {
   const out = {} as Record<K, string>;
+  const missing: K[] = [];
   for (const flag of order) {
     const value = one(args, flag);
-    if (value === undefined || value === '') throw new InputError(`--${flag} is required`);
-    out[flag] = value;
+    if (value === undefined || value === '') missing.push(flag);
+    else out[flag] = value;
   }
+  if (missing.length > 0) throw new InputError(`${flagList(missing)} ${missing.length === 1 ? 'is' : 'are'} required`);
   return out;
 }
 
