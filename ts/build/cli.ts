@@ -11,7 +11,7 @@ import type { Argv } from 'yargs';
 
 import { REQUIRED_FLAGS, runTool, valueOption, warnAs } from '../cli.js';
 import { InputError, UsageError } from '../errors.js';
-import { signElf, type SigningKey } from '../native.js';
+import { signElf, signingKeyInfo, type SigningKey } from '../native.js';
 import {
   booleanFlag,
   durationFlag,
@@ -27,7 +27,8 @@ import {
 import { runBuild, type BuiltPackage, type SandboxRequest } from './build.js';
 import { DEFAULT_ZSTD, zstdLevelProblem, type ZstdSettings } from './compression.js';
 import { checkRecipe } from './check.js';
-import { describeSignature, inspectPackages } from './inspect.js';
+import { describeBinarySignature, verifyBinarySignature } from './binarySign.js';
+import { describeSignature, formatListing, inspectPackages, trustedKeys } from './inspect.js';
 import { runPack } from './pack.js';
 import { checkGrantPath, describeIsolation, detectIsolation, SANDBOX_MODES, type SandboxMode } from './sandbox.js';
 import { ENV_NAME, RESERVED_ENV, type BuildUser } from './script.js';
@@ -95,11 +96,11 @@ async function buildCommand(args: FlagBag): Promise<void> {
   const deferred = deferredSignature(args);
   const zstd = zstdSettings(args);
   const env = buildEnv(args);
+  const flags = requireFlags(args, ['recipe', 'source', 'version', 'source-ref', 'farm-id', 'timestamp', 'out']);
   const userName = optionalFlag(args, 'build-user');
   if (userName !== undefined && !runningAsRoot()) throw new InputError('--build-user only applies when peipkg-build runs as root');
   const user = runningAsRoot() ? await lookupBuildUser(userName ?? DEFAULT_BUILD_USER) : undefined;
   const binaryKeys = await binarySignKeys(args, user);
-  const flags = requireFlags(args, ['recipe', 'source', 'version', 'source-ref', 'farm-id', 'timestamp', 'out']);
   const timestamp = timestampFlag(flags.timestamp);
   const timeoutMs = durationFlag(args, 'timeout');
   const keyPath = optionalFlag(args, 'sign-key');
@@ -166,27 +167,51 @@ async function checkCommand(args: FlagBag): Promise<void> {
   if (report.problems.length > 0) process.exitCode = 1;
 }
 
+/** `binary-sign --verify FILE --public-key KEY…`: exit 0 when the signature verifies, 1 otherwise. */
+async function binaryVerifyCommand(args: FlagBag, path: string): Promise<void> {
+  const given = ['in', 'key'].filter((flag) => optionalFlag(args, flag) !== undefined);
+  if (given.length > 0) {
+    throw new UsageError(`--verify checks an existing signature and ${given.map((f) => `--${f}`).join(' and ')} ${given.length === 1 ? 'is' : 'are'} for signing: give one or the other`);
+  }
+  const keys = await trustedKeys(listFlag(args, 'public-key'));
+  if (keys === undefined) {
+    throw new InputError('--public-key is required with --verify: a .peios.sig section does not say which key made it, so give the public half of the key (repeatable)');
+  }
+  const result = await verifyBinarySignature(path, keys);
+  if (booleanFlag(args, 'json')) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  else process.stdout.write(`${describeBinarySignature(result)}\n`);
+  if (!result.valid) process.exitCode = 1;
+}
+
 async function binarySignCommand(args: FlagBag): Promise<void> {
+  const verify = optionalFlag(args, 'verify');
+  if (verify !== undefined) return binaryVerifyCommand(args, verify);
+  if (listFlag(args, 'public-key').length > 0) throw new UsageError('--public-key is for --verify; signing takes the private key with --key');
   const flags = requireFlags(args, ['in', 'key']);
   const key = await signingKeyFlag(flags.key, '--key', false);
   await signElf(flags.in, key);
-  process.stdout.write(`${flags.in}\n`);
+  if (booleanFlag(args, 'json')) process.stdout.write(`${JSON.stringify({ path: flags.in, fingerprint: signingKeyInfo(key).fingerprint }, null, 2)}\n`);
+  else process.stdout.write(`${flags.in}\n`);
 }
 
 async function verifyCommand(args: FlagBag): Promise<void> {
   const files = listFlag(args, 'files');
   if (files.length === 0) throw new InputError('name at least one package file to verify');
+  const list = booleanFlag(args, 'list');
   const results = await inspectPackages({
     files,
     publicKeys: listFlag(args, 'public-key'),
     requireSigned: booleanFlag(args, 'require-signed'),
     strict: booleanFlag(args, 'strict'),
+    list,
   });
   if (booleanFlag(args, 'json')) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
   else {
     for (const r of results) {
-      if (r.valid) process.stdout.write(`${r.path}: valid, ${describeSignature(r.signature)}\n${JSON.stringify(r.manifest, null, 2)}\n`);
-      else process.stdout.write(`${r.path}: INVALID\n${r.problems.map((p) => `  ${p}`).join('\n')}\n`);
+      if (r.valid) {
+        const body = list ? formatListing(r.files ?? []) : JSON.stringify(r.manifest, null, 2);
+        process.stdout.write(`${r.path}: valid, ${describeSignature(r.signature)}\n${body}${body === '' ? '' : '\n'}`);
+      } else process.stdout.write(`${r.path}: INVALID\n${r.problems.map((p) => `  ${p}`).join('\n')}\n`);
     }
   }
   if (results.some((r) => !r.valid)) process.exitCode = 1;
@@ -263,13 +288,17 @@ export function declareCommands(parser: Argv): Argv {
     )
     .command(
       'binary-sign',
-      'Embed a .peios.sig signature into a little-endian ELF64 binary, in place',
+      'Embed a .peios.sig signature into a little-endian ELF64 binary, in place (or check one with --verify)',
       (y) =>
         y
           .option('in', valueOption('the ELF binary to sign'))
           .option('key', valueOption('Ed25519 private key (PKCS#8 PEM or 32-byte seed)'))
+          .option('verify', valueOption('FILE: instead of signing, check the .peios.sig of FILE against --public-key (exit 0 valid, 1 invalid or unsigned); excludes --in and --key'))
+          .option('public-key', valueOption('with --verify: a public key (SPKI PEM or 32 raw bytes) the signature may be by; repeatable'))
+          .option('json', { type: 'boolean', describe: 'print the result as JSON' })
           .group(['in', 'key'], REQUIRED_FLAGS)
-          .example('$0 binary-sign --in staged/usr/bin/hello --key release.ed25519', ''),
+          .example('$0 binary-sign --in staged/usr/bin/hello --key release.ed25519', '')
+          .example('$0 binary-sign --verify staged/usr/bin/hello --public-key release.pub', ''),
       handler(binarySignCommand),
     )
     .command(
@@ -282,8 +311,10 @@ export function declareCommands(parser: Argv): Argv {
           .option('public-key', valueOption('trusted public key (SPKI PEM or 32 raw bytes); repeatable'))
           .option('require-signed', { type: 'boolean', describe: 'treat unsigned packages as invalid' })
           .option('strict', { type: 'boolean', describe: 'also check layout and determinism rules (producer CI)' })
-          .option('json', { type: 'boolean', describe: 'print results as JSON' })
-          .example('$0 verify out/*.peipkg --public-key farm.pub --require-signed', ''),
+          .option('list', { type: 'boolean', describe: 'list each valid package\'s files (type and mode, size, path, symlink target) instead of its manifest' })
+          .option('json', { type: 'boolean', describe: 'print results as JSON (with --list, each valid result has a "files" array)' })
+          .example('$0 verify out/*.peipkg --public-key farm.pub --require-signed', '')
+          .example('$0 verify --list out/hello_1.0-1_x86_64.peipkg', ''),
       handler(verifyCommand),
     )
     .demandCommand(1, 'a command is required');
