@@ -1,13 +1,14 @@
 /**
  * `peipkg-build pack`: one package from a hand-resolved manifest and a staged tree
  * (`package-format.md` §7.3, `recipes-and-farm.md` §5.4). The manifest input is decoded the way the
- * reference decodes it (keys matched case-insensitively, unknown keys ignored, `null` = empty), but
- * unlike the reference, invalid input is refused (DECISIONS.md, Package format 2) instead of
- * producing a package readers reject. There is no layout validation: `pack` is for trees the
+ * reference decodes it (keys matched case-insensitively, `null` = empty), but unlike the reference,
+ * invalid input is refused (DECISIONS.md, Package format 2) instead of producing a package readers
+ * reject: that includes unknown keys (a typo would otherwise be dropped silently) and SD overrides
+ * naming no file or directory of the staged tree. There is no layout validation: `pack` is for trees the
  * recipe rules do not fit (kernels, boot trees).
  */
 
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 
 import { InputError } from '../errors.js';
@@ -15,7 +16,7 @@ import { manifestProblems, manifestWarnings, type Manifest, type Relation } from
 import { payloadPathProblem, symlinkTargetProblem } from '../format/paths.js';
 import { timestampSeconds } from '../format/timestamp.js';
 import { pack, sha256Files, type FileDigest, type SigningKey } from '../native.js';
-import { packageEntries, payloadOf } from './assemble.js';
+import { packageEntries, payloadOf, type Payload } from './assemble.js';
 import type { BuiltPackage } from './build.js';
 import type { ZstdSettings } from './compression.js';
 import { OutputBatch } from './output.js';
@@ -43,8 +44,34 @@ function field(obj: JsonObject, name: string): unknown {
   return found;
 }
 
+/** The keys a manifest input may have, at each level (matched ignoring case, as `field` reads them). */
+const KEYS = {
+  top: ['schema_version', 'name', 'version', 'architecture', 'description', 'license', 'homepage', 'dependencies', 'optional_dependencies',
+    'conflicts', 'provides', 'replaces', 'side_effects', 'size_installed', 'sd_overrides', 'build'],
+  relation: ['name', 'constraint', 'arch'],
+  provides: ['name', 'version'],
+  replaces: ['name', 'constraint'],
+  sdOverride: ['path', 'sd'],
+  build: ['timestamp', 'farm_id', 'source_ref'],
+} as const;
+
+/** Advice for keys people carry over from a recipe's `[[package]]` stanza. */
+const RECIPE_KEYS: Record<string, string> = {
+  files: 'pack packages every entry of --staged; a manifest lists no files',
+  same_build: 'a recipe key; in a manifest write the constraint, e.g. "constraint": "= 1.2-1"',
+};
+
 class ManifestInput {
   readonly problems: string[] = [];
+
+  /** Refuses keys the format does not have (the reference ignores them, so a typo is lost silently). */
+  keys(obj: JsonObject, allowed: readonly string[], at: string): void {
+    for (const key of Object.keys(obj)) {
+      if (allowed.includes(key.toLowerCase())) continue;
+      const advice = RECIPE_KEYS[key.toLowerCase()];
+      this.problems.push(`${at}${key}: unknown key${advice ? ` (${advice})` : ''}`);
+    }
+  }
 
   str(obj: JsonObject, name: string, at: string): string {
     const v = field(obj, name);
@@ -65,7 +92,7 @@ class ManifestInput {
   }
 
   relations(obj: JsonObject, name: string): Relation[] {
-    return this.list(obj, name).map((r, i) => ({
+    return this.list(obj, name).map((r, i) => (this.keys(r, KEYS.relation, `${name}[${i}].`), {
       name: this.str(r, 'name', `${name}[${i}].`),
       constraint: this.str(r, 'constraint', `${name}[${i}].`),
       arch: this.str(r, 'arch', `${name}[${i}].`),
@@ -82,11 +109,13 @@ class ManifestInput {
 export function decodePackManifest(doc: unknown): { manifest: Manifest } | { problems: string[] } {
   if (!isObject(doc)) return { problems: ['the manifest must be a JSON object'] };
   const input = new ManifestInput();
+  input.keys(doc, KEYS.top, '');
   input.integer(doc, 'schema_version');
   input.integer(doc, 'size_installed');
   const buildField = field(doc, 'build');
   const build = isObject(buildField) ? buildField : {};
   if (buildField !== undefined && buildField !== null && !isObject(buildField)) input.problems.push('build: must be an object');
+  input.keys(build, KEYS.build, 'build.');
   const sideEffects = field(doc, 'side_effects');
   if (sideEffects !== undefined && sideEffects !== null && !(Array.isArray(sideEffects) && sideEffects.every((s) => typeof s === 'string'))) {
     input.problems.push('side_effects: must be an array of strings');
@@ -101,14 +130,38 @@ export function decodePackManifest(doc: unknown): { manifest: Manifest } | { pro
     dependencies: input.relations(doc, 'dependencies'),
     optionalDependencies: input.relations(doc, 'optional_dependencies'),
     conflicts: input.relations(doc, 'conflicts'),
-    provides: input.list(doc, 'provides').map((p, i) => ({ name: input.str(p, 'name', `provides[${i}].`), version: input.str(p, 'version', `provides[${i}].`) })),
-    replaces: input.list(doc, 'replaces').map((r, i) => ({ name: input.str(r, 'name', `replaces[${i}].`), constraint: input.str(r, 'constraint', `replaces[${i}].`) })),
+    provides: input.list(doc, 'provides').map((p, i) => (input.keys(p, KEYS.provides, `provides[${i}].`), { name: input.str(p, 'name', `provides[${i}].`), version: input.str(p, 'version', `provides[${i}].`) })),
+    replaces: input.list(doc, 'replaces').map((r, i) => (input.keys(r, KEYS.replaces, `replaces[${i}].`), { name: input.str(r, 'name', `replaces[${i}].`), constraint: input.str(r, 'constraint', `replaces[${i}].`) })),
     sideEffects: Array.isArray(sideEffects) ? sideEffects.filter((s): s is string => typeof s === 'string') : [],
     sizeInstalled: 0,
-    sdOverrides: input.list(doc, 'sd_overrides').map((o, i) => ({ path: input.str(o, 'path', `sd_overrides[${i}].`), sd: input.str(o, 'sd', `sd_overrides[${i}].`) })),
+    sdOverrides: input.list(doc, 'sd_overrides').map((o, i) => (input.keys(o, KEYS.sdOverride, `sd_overrides[${i}].`), { path: input.str(o, 'path', `sd_overrides[${i}].`), sd: input.str(o, 'sd', `sd_overrides[${i}].`) })),
     build: { timestamp: input.str(build, 'timestamp', 'build.'), farmId: input.str(build, 'farm_id', 'build.'), sourceRef: input.str(build, 'source_ref', 'build.') },
   };
   return input.problems.length > 0 ? { problems: input.problems } : { manifest };
+}
+
+/** `--staged` must name a directory: said plainly, not as a failed directory walk. */
+async function requireDirectory(path: string): Promise<void> {
+  let info;
+  try {
+    info = await stat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new InputError(`staged tree ${path} does not exist (--staged)`);
+    throw new InputError(`staged tree ${path}: ${(error as Error).message}`);
+  }
+  if (!info.isDirectory()) throw new InputError(`staged tree ${path} is not a directory (--staged)`);
+}
+
+/** §6: an SD override names a file or directory entry of the payload, never a symlink or nothing. */
+function sdOverrideProblems(manifest: Manifest, payload: Payload, staged: string): string[] {
+  const kinds = new Map(payload.entries.map((e) => [e.name.replace(/\/$/, ''), e.type]));
+  const problems: string[] = [];
+  manifest.sdOverrides.forEach((o, i) => {
+    const kind = kinds.get(o.path);
+    if (kind === undefined) problems.push(`sd_overrides[${i}].path: ${o.path} is missing: no such file or directory in the staged tree ${staged}`);
+    else if (kind === 'symlink') problems.push(`sd_overrides[${i}].path: ${o.path} is a symlink; an SD override names a file or directory`);
+  });
+  return problems;
 }
 
 export async function runPack(request: PackRequest): Promise<BuiltPackage> {
@@ -116,6 +169,7 @@ export async function runPack(request: PackRequest): Promise<BuiltPackage> {
   try {
     text = await readFile(request.manifestPath, 'utf8');
   } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new InputError(`manifest ${request.manifestPath} does not exist (--manifest)`);
     throw new InputError(`read manifest ${request.manifestPath}: ${(error as Error).message}`);
   }
   let doc: unknown;
@@ -127,6 +181,7 @@ export async function runPack(request: PackRequest): Promise<BuiltPackage> {
   const decoded = decodePackManifest(doc);
   if ('problems' in decoded) throw new InputError(`${request.manifestPath}: invalid manifest:\n${decoded.problems.map((p) => `  ${p}`).join('\n')}`);
   const staged = resolve(request.stagedDir);
+  await requireDirectory(request.stagedDir);
   const leaves = walkStaged(staged).filter((e) => e.kind !== 'directory');
   const pathProblems: string[] = [];
   for (const leaf of leaves) {
@@ -142,7 +197,7 @@ export async function runPack(request: PackRequest): Promise<BuiltPackage> {
   });
   const payload = payloadOf(leaves, digests);
   const manifest: Manifest = { ...decoded.manifest, sizeInstalled: payload.files.reduce((s, f) => s + f.size, 0) };
-  const problems = manifestProblems(manifest, 'producer');
+  const problems = [...manifestProblems(manifest, 'producer'), ...sdOverrideProblems(manifest, payload, staged)];
   if (problems.length > 0) throw new InputError(`${request.manifestPath}: invalid manifest:\n${problems.map((p) => `  ${p}`).join('\n')}`);
   for (const warning of manifestWarnings(manifest)) request.warn(warning);
 
