@@ -6,7 +6,7 @@
  */
 
 import { createPublicKey, verify as nodeVerify, createHash } from 'node:crypto';
-import { chmod, copyFile, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import test, { type ExecutionContext } from 'ava';
@@ -110,6 +110,9 @@ test('32-bit, big-endian and non-ELF files are refused with a clear message', as
   const missing = await runTool('peipkg-build', ['binary-sign', '--in', binary]);
   t.is(missing.exitCode, 1);
   t.regex(missing.stderr, /--key is required/);
+  const none = await runTool('peipkg-build', ['binary-sign']);
+  t.is(none.exitCode, 1);
+  t.regex(none.stderr, /--in and --key are required/);
 });
 
 test('[[sign]] signs a staged binary during build; build.sh cannot open the binary-signing key', async (t) => {
@@ -152,4 +155,106 @@ test('[[sign]] signs a staged binary during build; build.sh cannot open the bina
     '--farm-id', 'f', '--timestamp', '2026-05-06T12:00:00Z', '--out', join(work, 'out3'), '--binary-sign-key', 'tcb']);
   t.is(malformed.exitCode, 2);
   t.regex(malformed.stderr, /--binary-sign-key "tcb": expected NAME=PATH/);
+});
+
+/** The public half of a key made by `newKey`, as SPKI PEM, and its fingerprint. */
+async function publicHalf(key: string, name = 'tcb.pub'): Promise<{ path: string; fingerprint: string }> {
+  const path = join(key, '..', name);
+  await execa('openssl', ['pkey', '-in', key, '-pubout', '-out', path]);
+  return { path, fingerprint: signingKeyInfo(loadSigningKey(key)).fingerprint };
+}
+
+test('binary-sign --verify: valid with the signing key (exit 0, its fingerprint named); the file is not changed', async (t) => {
+  const dir = await tempDir(t);
+  const binary = await compile(t, dir);
+  const key = await newKey(t);
+  const pub = await publicHalf(key);
+  t.is((await runTool('peipkg-build', ['binary-sign', '--in', binary, '--key', key])).exitCode, 0);
+  const signed = await readFile(binary);
+  const result = await runTool('peipkg-build', ['binary-sign', '--verify', binary, '--public-key', pub.path]);
+  t.is(result.exitCode, 0, result.stderr);
+  t.is(result.stdout, `${binary}: valid .peios.sig, signed by ${pub.fingerprint}\n`);
+  t.is(result.stderr, '');
+  const json = await runTool('peipkg-build', ['binary-sign', '--verify', binary, '--public-key', pub.path, '--json']);
+  t.is(json.exitCode, 0, json.stderr);
+  t.deepEqual(JSON.parse(json.stdout), { path: binary, valid: true, fingerprint: pub.fingerprint });
+  // Of several candidate keys, the one that verifies is named.
+  const other = await publicHalf(await newKey(t), 'other.pub');
+  const either = await runTool('peipkg-build', ['binary-sign', '--verify', binary, '--public-key', other.path, '--public-key', pub.path]);
+  t.is(either.exitCode, 0, either.stderr);
+  t.regex(either.stdout, new RegExp(`signed by ${pub.fingerprint}\\n$`));
+  t.true((await readFile(binary)).equals(signed), 'verifying changes nothing');
+  await t.throwsAsync(execa('test', ['-e', `${binary}.peios-sig.tmp`]));
+});
+
+test('binary-sign --verify: another key, a changed byte, an unsigned binary and a non-ELF file are invalid (exit 1) and say why', async (t) => {
+  const dir = await tempDir(t);
+  const binary = await compile(t, dir);
+  const key = await newKey(t);
+  const pub = await publicHalf(key);
+  const unsigned = join(dir, 'unsigned');
+  await copyFile(binary, unsigned);
+  t.is((await runTool('peipkg-build', ['binary-sign', '--in', binary, '--key', key])).exitCode, 0);
+  const other = await publicHalf(await newKey(t), 'other.pub');
+
+  const wrong = await runTool('peipkg-build', ['binary-sign', '--verify', binary, '--public-key', other.path]);
+  t.is(wrong.exitCode, 1);
+  t.is(wrong.stdout, `${binary}: INVALID: the .peios.sig signature does not verify with the key ${other.fingerprint} (signed with another key, or the file was changed after signing)\n`);
+  const wrongJson = await runTool('peipkg-build', ['binary-sign', '--verify', binary, '--public-key', other.path, '--json']);
+  t.is(wrongJson.exitCode, 1);
+  t.like(JSON.parse(wrongJson.stdout), { path: binary, valid: false, fingerprints: [other.fingerprint] });
+
+  const tampered = join(dir, 'tampered');
+  const bytes = await readFile(binary);
+  bytes[0x100] = bytes[0x100]! ^ 0xff;
+  await writeFile(tampered, bytes);
+  const changed = await runTool('peipkg-build', ['binary-sign', '--verify', tampered, '--public-key', pub.path]);
+  t.is(changed.exitCode, 1);
+  t.regex(changed.stdout, /tampered: INVALID: the \.peios\.sig signature does not verify/);
+
+  const none = await runTool('peipkg-build', ['binary-sign', '--verify', unsigned, '--public-key', pub.path]);
+  t.is(none.exitCode, 1);
+  t.is(none.stdout, `${unsigned}: INVALID: has no .peios.sig section (it was not signed with binary-sign or a [[sign]] stanza)\n`);
+  const noneJson = await runTool('peipkg-build', ['binary-sign', '--verify', unsigned, '--public-key', pub.path, '--json']);
+  t.is(noneJson.exitCode, 1);
+  t.like(JSON.parse(noneJson.stdout), { valid: false, problem: 'has no .peios.sig section (it was not signed with binary-sign or a [[sign]] stanza)' });
+
+  const text = join(dir, 'notes.txt');
+  await writeFile(text, 'not a binary');
+  const notElf = await runTool('peipkg-build', ['binary-sign', '--verify', text, '--public-key', pub.path]);
+  t.is(notElf.exitCode, 1);
+  t.regex(notElf.stdout, /notes\.txt: INVALID: not an ELF file/);
+  for (const r of [wrong, changed, none, notElf]) t.notRegex(r.stderr, /\n\s+at /);
+});
+
+test('binary-sign --verify: without --public-key, or mixed with --in/--key, is refused with advice; nothing is written', async (t) => {
+  const dir = await tempDir(t);
+  const binary = await compile(t, dir);
+  const key = await newKey(t);
+  const pub = await publicHalf(key);
+  const before = await readFile(binary);
+  const noKey = await runTool('peipkg-build', ['binary-sign', '--verify', binary]);
+  t.is(noKey.exitCode, 1);
+  t.regex(noKey.stderr, /--public-key is required with --verify: a \.peios\.sig section does not say which key made it/);
+  const mixed = await runTool('peipkg-build', ['binary-sign', '--verify', binary, '--key', key, '--public-key', pub.path]);
+  t.is(mixed.exitCode, 2);
+  t.regex(mixed.stderr, /--verify checks an existing signature and --key is for signing: give one or the other/);
+  const both = await runTool('peipkg-build', ['binary-sign', '--verify', binary, '--in', binary, '--key', key]);
+  t.is(both.exitCode, 2);
+  t.regex(both.stderr, /--in and --key are for signing/);
+  const stray = await runTool('peipkg-build', ['binary-sign', '--in', binary, '--key', key, '--public-key', pub.path]);
+  t.is(stray.exitCode, 2);
+  t.regex(stray.stderr, /--public-key is for --verify/);
+  for (const r of [noKey, mixed, both, stray]) t.is(r.stdout, '');
+  t.true((await readFile(binary)).equals(before), 'the binary was not signed');
+  t.deepEqual((await readdir(dir)).sort(), ['hello', 'hello.c']);
+});
+
+test('binary-sign --json prints the path and the signing key\'s fingerprint', async (t) => {
+  const dir = await tempDir(t);
+  const binary = await compile(t, dir);
+  const key = await newKey(t);
+  const result = await runTool('peipkg-build', ['binary-sign', '--in', binary, '--key', key, '--json']);
+  t.is(result.exitCode, 0, result.stderr);
+  t.deepEqual(JSON.parse(result.stdout), { path: binary, fingerprint: signingKeyInfo(loadSigningKey(key)).fingerprint });
 });
