@@ -15,12 +15,10 @@ import { z } from 'zod';
 
 import { parseDuration } from '../duration.js';
 import { InputError } from '../errors.js';
-import { constraintProblem } from '../format/constraint.js';
 import { adviceErrors, formatZodIssues, type IssuePath } from '../format/issues.js';
-import type { Provide, Relation, Replacement } from '../format/manifest.js';
-import { BUILD_ARCHITECTURES, packageNameProblem, SIDE_EFFECTS } from '../format/names.js';
+import { describingProblems, RELATION_FIELDS, type Provide, type Relation, type Replacement } from '../format/manifest.js';
+import { BUILD_ARCHITECTURES } from '../format/names.js';
 import { cleanPath } from '../format/paths.js';
-import { versionProblem } from '../format/version.js';
 import { compileGlob, GlobSyntaxError, type Glob } from './glob.js';
 
 export interface RecipeRelation extends Relation {
@@ -145,55 +143,30 @@ function relationsOf(list: z.infer<typeof relation>[]): RecipeRelation[] {
   return list.map((r) => ({ name: r.name, constraint: r.constraint, arch: r.arch, sameBuild: r.same_build }));
 }
 
-/** Checks on one stanza that the schema cannot express (§2.5, §2.6, D-5, D-6, D-8). */
-function stanzaProblems(s: z.infer<typeof stanzaSchema>, i: number, allNames: Set<string>): string[] {
+/**
+ * Checks on one stanza that the schema cannot express (§2.5, §2.6, D-5, D-6, D-8). Every field the
+ * stanza and `[meta]` put into the manifest is judged by the manifest's own rules
+ * (`describingProblems`), so a recipe that passes here cannot have its manifest refused after
+ * build.sh has run; only the recipe's own rules (architectures `build` accepts, `same_build`) are
+ * checked here besides.
+ */
+function stanzaProblems(s: Stanza, i: number, meta: { license: string; homepage: string }, allNames: Set<string>): string[] {
   const at = `package[${i}]`;
   const out: string[] = [];
-  const name = packageNameProblem(s.name);
-  if (name) out.push(`${at}.name: ${name}`);
+  for (const { field, problem } of describingProblems({ ...s, ...meta }, 'any')) {
+    out.push(`${field in meta ? `[meta]` : at}.${field}: ${problem}`);
+  }
+  // Stricter than the manifest's architecture rule, which every one of these passes.
   if (!(BUILD_ARCHITECTURES as readonly string[]).includes(s.architecture)) {
     out.push(`${at}.architecture: "${s.architecture}" is not one of ${BUILD_ARCHITECTURES.join(', ')}`);
   }
-  if (!/^[\p{L}\p{M}\p{N}\p{P}\p{S} ]*$/u.test(s.description)) out.push(`${at}.description: must be printable text on one line`);
-  for (const field of ['dependencies', 'optional_dependencies', 'conflicts'] as const) {
-    const seen = new Set<string>();
-    s[field].forEach((r, j) => {
-      const where = `${at}.${field}[${j}]`;
-      const problem = packageNameProblem(r.name);
-      if (problem) out.push(`${where}.name: ${problem}`);
-      if (seen.has(r.name)) out.push(`${where}.name: duplicate name "${r.name}" (PSD-009 §4.1 forbids identical names within a field)`);
-      seen.add(r.name);
-      if (r.arch !== '' && r.arch !== 'any') out.push(`${where}.arch: must be absent or "any", got "${r.arch}"`);
-      if (r.same_build && r.constraint !== '') out.push(`${where}: same_build conflicts with explicit constraint "${r.constraint}"`);
-      if (r.same_build && !allNames.has(r.name)) out.push(`${where}: same_build set but no [[package]] named "${r.name}" exists`);
-      const constraint = r.constraint === '' ? undefined : constraintProblem(r.constraint);
-      if (constraint) out.push(`${where}.constraint: ${constraint}`);
+  for (const [key, wire] of RELATION_FIELDS) {
+    s[key].forEach((r, j) => {
+      const where = `${at}.${wire}[${j}]`;
+      if (r.sameBuild && r.constraint !== '') out.push(`${where}: same_build conflicts with explicit constraint "${r.constraint}"`);
+      if (r.sameBuild && !allNames.has(r.name)) out.push(`${where}: same_build set but no [[package]] named "${r.name}" exists`);
     });
   }
-  const provided = new Set<string>();
-  s.provides.forEach((p, j) => {
-    const problem = packageNameProblem(p.name);
-    if (problem) out.push(`${at}.provides[${j}].name: ${problem}`);
-    if (provided.has(p.name)) out.push(`${at}.provides[${j}].name: duplicate name "${p.name}"`);
-    provided.add(p.name);
-    const version = p.version === '' ? undefined : versionProblem(p.version);
-    if (version) out.push(`${at}.provides[${j}].version: ${version}`);
-  });
-  const replaced = new Set<string>();
-  s.replaces.forEach((r, j) => {
-    const problem = packageNameProblem(r.name);
-    if (problem) out.push(`${at}.replaces[${j}].name: ${problem}`);
-    if (replaced.has(r.name)) out.push(`${at}.replaces[${j}].name: duplicate name "${r.name}"`);
-    replaced.add(r.name);
-    const constraint = r.constraint === '' ? undefined : constraintProblem(r.constraint);
-    if (constraint) out.push(`${at}.replaces[${j}].constraint: ${constraint}`);
-  });
-  const effects = new Set<string>();
-  s.side_effects.forEach((e, j) => {
-    if (!(SIDE_EFFECTS as readonly string[]).includes(e)) out.push(`${at}.side_effects[${j}]: unknown side effect "${e}" (known: ${SIDE_EFFECTS.join(', ')})`);
-    else if (effects.has(e)) out.push(`${at}.side_effects[${j}]: duplicate side effect "${e}"`);
-    effects.add(e);
-  });
   return out;
 }
 
@@ -297,8 +270,7 @@ export async function parseRecipe(text: string, file: string): Promise<LoadedRec
     names.add(s.name);
   });
   const packages = data.package.map((s, i): Stanza => {
-    problems.push(...stanzaProblems(s, i, names));
-    return {
+    const stanza: Stanza = {
       name: s.name,
       architecture: s.architecture,
       description: s.description,
@@ -310,6 +282,8 @@ export async function parseRecipe(text: string, file: string): Promise<LoadedRec
       sideEffects: s.side_effects,
       files: compileGlobs(s.files, `package[${i}]`, problems),
     };
+    problems.push(...stanzaProblems(stanza, i, { license: data.meta.license, homepage: data.meta.homepage }, names));
+    return stanza;
   });
   const signs = data.sign.map((rule, i): SignRule => {
     const cleaned = cleanPath(rule.path);
@@ -318,12 +292,10 @@ export async function parseRecipe(text: string, file: string): Promise<LoadedRec
     if (rule.key === '') problems.push(`sign[${i}].key: is required`);
     return { path: cleaned, key: rule.key };
   });
-  if (data.meta.homepage !== '' && !/^https?:\/\/[^/]/.test(data.meta.homepage)) {
-    problems.push(`[meta].homepage: "${data.meta.homepage}" must be an http or https URL`);
-  }
   const buildScript = await resolveBuildScript(dir, data.meta.build_script, problems);
 
-  if (problems.length > 0) throw new RecipeError(file, problems.map((p) => `peipkg.toml: ${p}`), managerProblems);
+  // Every stanza's manifest gets [meta]'s fields, so a bad one is found once per stanza: say it once.
+  if (problems.length > 0) throw new RecipeError(file, [...new Set(problems)].map((p) => `peipkg.toml: ${p}`), managerProblems);
   const recipe: Recipe = {
     path: file,
     dir,

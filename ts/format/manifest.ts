@@ -161,7 +161,17 @@ const PRINTABLE = /^[\p{L}\p{M}\p{N}\p{P}\p{S} ]*$/u;
 const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 const UNPADDED_BASE64 = /^[A-Za-z0-9+/]*$/;
 
-function homepageProblem(homepage: string): string | undefined {
+/**
+ * The rule for `description` (§3.3.6, D-7): printable text on one line. Shared with the recipe
+ * loader, like every rule below that takes a value a recipe supplies.
+ */
+export function descriptionProblem(description: string): string | undefined {
+  if (!description.isWellFormed()) return 'is not valid UTF-8';
+  return PRINTABLE.test(description) ? undefined : 'must be printable text on one line (no control, format or line-break characters)';
+}
+
+/** The rule for `homepage` (§3.3.6): absent, or an http or https URL with a host. */
+export function homepageProblem(homepage: string): string | undefined {
   if (homepage === '') return undefined;
   try {
     const url = new URL(homepage);
@@ -169,15 +179,23 @@ function homepageProblem(homepage: string): string | undefined {
   } catch {
     // fall through
   }
-  return `homepage "${homepage}" must be an http or https URL`;
+  return `"${homepage}" must be an http or https URL with a host (write a space in it as %20)`;
 }
 
-function sortedUniqueProblem(field: string, names: string[]): string | undefined {
-  for (let i = 1; i < names.length; i++) {
-    const order = compareUtf8(names[i - 1]!, names[i]!);
-    if (order === 0) return `${field}: duplicate name "${names[i]}"`;
-    if (order > 0) return `${field}: names must be sorted bytewise ("${names[i - 1]}" comes before "${names[i]}")`;
-  }
+/** The rule for `license` (free-form, §3.3.6): any well-formed text. */
+export function licenseProblem(license: string): string | undefined {
+  return license.isWellFormed() ? undefined : 'is not valid UTF-8';
+}
+
+/** The rule for a dependency's `arch` (§4.1): absent or `any`. */
+export function relationArchProblem(arch: string): string | undefined {
+  return arch === '' || arch === 'any' ? undefined : `must be absent or "any", got "${arch}"`;
+}
+
+/** The rule for one side effect (§4.3.4); `earlier` holds the ones listed before it. */
+export function sideEffectProblem(effect: string, earlier: ReadonlySet<string>): string | undefined {
+  if (!(SIDE_EFFECTS as readonly string[]).includes(effect)) return `unknown side effect "${effect}" (known: ${SIDE_EFFECTS.join(', ')})`;
+  if (earlier.has(effect)) return `duplicate side effect "${effect}"`;
   return undefined;
 }
 
@@ -185,6 +203,74 @@ function base64Problem(sd: string): string | undefined {
   if (!UNPADDED_BASE64.test(sd) || sd.length % 4 === 1) return 'is not unpadded standard base64';
   if (Buffer.from(sd, 'base64').length > LIMITS.sdBytes) return `decodes to more than ${LIMITS.sdBytes} bytes`;
   return undefined;
+}
+
+/** The fields of a manifest that a recipe's `[meta]` and `[[package]]` supply (all but version and architecture). */
+export type DescribingFields = Pick<
+  Manifest,
+  'name' | 'description' | 'license' | 'homepage' | 'dependencies' | 'optionalDependencies' | 'conflicts' | 'provides' | 'replaces' | 'sideEffects'
+>;
+
+/** One problem and the wire path of the field it is about (`dependencies[2].constraint`). */
+export interface FieldProblem {
+  field: string;
+  problem: string;
+}
+
+/**
+ * Every problem of the fields a recipe supplies, by the manifest's rules — the one rule set that
+ * `peipkg-build check`, `build` (before build.sh runs), `pack` and the verifier apply. A manifest's
+ * name lists must also be in bytewise order (`order: 'sorted'`); a recipe's need not be (`'any'`),
+ * since the build sorts them. A duplicate name is a problem either way.
+ */
+export function describingProblems(m: DescribingFields, order: 'sorted' | 'any'): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  const add = (field: string, problem: string | undefined): void => {
+    if (problem) problems.push({ field, problem });
+  };
+  const names = (wire: string, list: ReadonlyArray<{ name: string }>, limit: number): void => {
+    if (list.length > limit) add(wire, `more than ${limit} entries`);
+    const seen = new Set<string>();
+    list.forEach((entry, i) => {
+      add(`${wire}[${i}].name`, packageNameProblem(entry.name));
+      if (seen.has(entry.name)) add(`${wire}[${i}].name`, `duplicate name "${entry.name}" (PSD-009 §4.1 forbids identical names within a field)`);
+      seen.add(entry.name);
+    });
+    if (order === 'sorted') {
+      for (let i = 1; i < list.length; i++) {
+        if (compareUtf8(list[i - 1]!.name, list[i]!.name) > 0) {
+          add(wire, `names must be sorted bytewise ("${list[i]!.name}" comes before "${list[i - 1]!.name}")`);
+          break;
+        }
+      }
+    }
+  };
+  add('name', packageNameProblem(m.name));
+  add('description', descriptionProblem(m.description));
+  add('license', licenseProblem(m.license));
+  add('homepage', homepageProblem(m.homepage));
+  for (const [key, wire] of RELATION_FIELDS) {
+    const list = m[key];
+    names(wire, list, LIMITS.relations);
+    list.forEach((r, i) => {
+      add(`${wire}[${i}].arch`, relationArchProblem(r.arch));
+      if (r.constraint !== '') add(`${wire}[${i}].constraint`, constraintProblem(r.constraint));
+    });
+  }
+  names('provides', m.provides, LIMITS.relations);
+  m.provides.forEach((p, i) => {
+    if (p.version !== '') add(`provides[${i}].version`, versionProblem(p.version));
+  });
+  names('replaces', m.replaces, LIMITS.replaces);
+  m.replaces.forEach((r, i) => {
+    if (r.constraint !== '') add(`replaces[${i}].constraint`, constraintProblem(r.constraint));
+  });
+  const seen = new Set<string>();
+  m.sideEffects.forEach((effect, i) => {
+    add(`side_effects[${i}]`, sideEffectProblem(effect, seen));
+    seen.add(effect);
+  });
+  return problems;
 }
 
 export type TimestampRule = 'producer' | 'reader';
@@ -198,45 +284,9 @@ export function manifestProblems(m: Manifest, timestamps: TimestampRule): string
   const add = (field: string, problem: string | undefined): void => {
     if (problem) problems.push(`${field}: ${problem}`);
   };
-  add('name', packageNameProblem(m.name));
+  problems.push(...describingProblems(m, 'sorted').map((p) => `${p.field}: ${p.problem}`));
   add('version', versionProblem(m.version));
   add('architecture', architectureProblem(m.architecture));
-  if (!PRINTABLE.test(m.description)) add('description', 'must be printable text (no control or format characters)');
-  add('homepage', homepageProblem(m.homepage));
-  for (const [key, wire] of RELATION_FIELDS) {
-    const list = m[key];
-    if (list.length > LIMITS.relations) add(wire, `more than ${LIMITS.relations} entries`);
-    list.forEach((r, i) => {
-      add(`${wire}[${i}].name`, packageNameProblem(r.name));
-      if (r.arch !== '' && r.arch !== 'any') add(`${wire}[${i}].arch`, `must be absent or "any", got "${r.arch}"`);
-      if (r.constraint !== '') add(`${wire}[${i}].constraint`, constraintProblem(r.constraint));
-    });
-    const order = sortedUniqueProblem(wire, list.map((r) => r.name));
-    if (order) problems.push(order);
-  }
-  if (m.provides.length > LIMITS.relations) add('provides', `more than ${LIMITS.relations} entries`);
-  m.provides.forEach((p, i) => {
-    add(`provides[${i}].name`, packageNameProblem(p.name));
-    if (p.version !== '') add(`provides[${i}].version`, versionProblem(p.version));
-  });
-  const providesOrder = sortedUniqueProblem('provides', m.provides.map((p) => p.name));
-  if (providesOrder) problems.push(providesOrder);
-  if (m.replaces.length > LIMITS.replaces) add('replaces', `more than ${LIMITS.replaces} entries`);
-  m.replaces.forEach((r, i) => {
-    add(`replaces[${i}].name`, packageNameProblem(r.name));
-    if (r.constraint !== '') add(`replaces[${i}].constraint`, constraintProblem(r.constraint));
-  });
-  const replacesOrder = sortedUniqueProblem('replaces', m.replaces.map((r) => r.name));
-  if (replacesOrder) problems.push(replacesOrder);
-  const seen = new Set<string>();
-  m.sideEffects.forEach((effect, i) => {
-    if (!(SIDE_EFFECTS as readonly string[]).includes(effect)) {
-      add(`side_effects[${i}]`, `unknown side effect "${effect}" (known: ${SIDE_EFFECTS.join(', ')})`);
-    } else if (seen.has(effect)) {
-      add(`side_effects[${i}]`, `duplicate side effect "${effect}"`);
-    }
-    seen.add(effect);
-  });
   if (!Number.isSafeInteger(m.sizeInstalled) || m.sizeInstalled < 0) add('size_installed', 'must be a non-negative integer');
   if (m.sdOverrides.length > LIMITS.sdOverrides) add('sd_overrides', `more than ${LIMITS.sdOverrides} entries`);
   m.sdOverrides.forEach((o, i) => {
@@ -252,7 +302,6 @@ export function manifestProblems(m: Manifest, timestamps: TimestampRule): string
   if (timestamps === 'producer') add('build.timestamp', timestampProblem(m.build.timestamp));
   else if (!isRfc3339Utc(m.build.timestamp)) add('build.timestamp', `"${m.build.timestamp}" must be RFC 3339 ending in Z`);
   const strings: Array<[string, string]> = [
-    ['license', m.license],
     ['build.farm_id', m.build.farmId],
     ['build.source_ref', m.build.sourceRef],
   ];
@@ -261,11 +310,15 @@ export function manifestProblems(m: Manifest, timestamps: TimestampRule): string
 }
 
 /** Advice that does not stop a build (D-7): the spec wants one line of printable ASCII under 80. */
-export function manifestWarnings(m: Manifest): string[] {
+export function descriptionWarnings(name: string, description: string): string[] {
   const warnings: string[] = [];
-  if (!PRINTABLE_ASCII.test(m.description)) {
-    warnings.push(`description of ${m.name} is not printable ASCII (PSD-009 §3.3.6); installers accept it, but consider ASCII`);
+  if (!PRINTABLE_ASCII.test(description)) {
+    warnings.push(`description of ${name} is not printable ASCII (PSD-009 §3.3.6); installers accept it, but consider ASCII`);
   }
-  if ([...m.description].length >= 80) warnings.push(`description of ${m.name} is 80 characters or longer (PSD-009 §3.3.6 asks for less)`);
+  if ([...description].length >= 80) warnings.push(`description of ${name} is 80 characters or longer (PSD-009 §3.3.6 asks for less)`);
   return warnings;
+}
+
+export function manifestWarnings(m: Manifest): string[] {
+  return descriptionWarnings(m.name, m.description);
 }
