@@ -100,3 +100,72 @@ test('with --staged, a glob that matches nothing is an error (a warning in build
   const orphan = await runTool('peipkg-build', ['check', '--recipe', path, '--staged', staged]);
   t.regex(orphan.stderr, /staged paths claimed by no package:\n {4}orphan/);
 });
+
+test('check --tags reports, for every tag, the version the manager\'s planner builds (one tag → version function)', async (t) => {
+  const path = await makeRecipe(t, {
+    id: 'busybox',
+    toml: recipe('[upstream]\ngit = "https://github.com/peios/busybox"\ntag_pattern = "^v?([0-9][^/]*)$"\npeios_revision = 3\nmin_version = "1.2"\n'),
+    script: 'true\n',
+  });
+  const tags = ['v1.2', '1.10.0', 'v1.1.9', 'v2.0.rc1', 'v2.0_beta', 'release/1.3', 'v1.3-beta', '1:2.0', 'x;rm'];
+  const result = await runTool('peipkg-build', ['check', '--recipe', path, '--tags', ...tags, '--json']);
+  t.is(result.exitCode, 0, result.stderr);
+  const report = JSON.parse(result.stdout) as { tags: Array<{ tag: string; version?: string; result: string }> };
+  const checked = new Map(report.tags.map((r) => [r.tag, r]));
+
+  const { loadRosterRecipe } = await import('../../ts/manager/roster.js');
+  const { planPoll } = await import('../../ts/manager/planner.js');
+  const { PublishedView } = await import('../../ts/manager/published.js');
+  const { asTagName } = await import('../../ts/build/tagPattern.js');
+  const { createLogger } = await import('../../ts/log.js');
+  const entry = await loadRosterRecipe(join(path, '..'), 'busybox', 3_600_000);
+  if ('problems' in entry) return t.fail(entry.problems.join('\n'));
+  const listed = tags.flatMap((tag) => {
+    const name = asTagName(tag); // the upstream lister drops unsafe names before the planner sees them
+    return name ? [{ name, sha: 'a'.repeat(40), commit: 'b'.repeat(40) }] : [];
+  });
+  const never = { nextRetry: () => undefined, held: () => false };
+  const { triggers, stats } = planPoll(entry, listed, 'poll', PublishedView.empty(), never, Date.now(), createLogger({ level: 'error', format: 'logfmt' }));
+  const planned = new Map(triggers.map((tr) => [tr.tag as string, tr.version]));
+  for (const tag of tags) {
+    const c = checked.get(tag);
+    t.truthy(c, tag);
+    t.is(c!.result === 'builds' ? c!.version : undefined, planned.get(tag), `${tag}: check says "${c!.result}"`);
+  }
+  t.true(planned.size >= 3, 'some tags build');
+  t.deepEqual(Object.fromEntries(planned), { 'v1.2': '1.2-3', '1.10.0': '1.10.0-3', 'v2.0.rc1': '2.0.rc1-3', 'v1.3-beta': '1.3-beta-3' });
+  t.is(stats.skipped_below_min_version, report.tags.filter((r) => r.result.startsWith('skipped: below min_version')).length);
+  t.regex(checked.get('v2.0_beta')!.result, /^dropped: invalid version/);
+});
+
+for (const [name, watch, line, enabled, active] of [
+  ['enabled', '[watch]\ngithub_webhook = true\n', /webhook: enabled \(github_webhook = true\): a signed tag push to https:\/\/github\.com\/peios\/busybox polls this recipe at once/, true, true],
+  ['off in a [watch] table', '[watch]\npoll_interval = "2h"\n', /webhook: off \(set \[watch\] github_webhook = true to build on pushes; until then tags are found by polling\)/, false, false],
+  ['off without a [watch] table', '', /webhook: off \(set \[watch\] github_webhook = true to build on pushes/, false, false],
+] as const) {
+  test(`check shows whether GitHub webhooks wake the recipe: ${name}`, async (t) => {
+    const path = await makeRecipe(t, {
+      id: 'busybox',
+      toml: recipe(`[upstream]\ngit = "https://github.com/peios/busybox"\ntag_pattern = "^v(.*)$"\n${watch}`),
+      script: 'true\n',
+    });
+    const [human, json] = await Promise.all([runTool('peipkg-build', ['check', '--recipe', path]), runTool('peipkg-build', ['check', '--recipe', path, '--json'])]);
+    t.is(human.exitCode, 0, human.stderr);
+    t.regex(human.stdout, line);
+    const report = JSON.parse(json.stdout) as { webhook?: { enabled: boolean; active: boolean; line: string } };
+    t.like(report.webhook, { enabled, active });
+    t.regex(report.webhook!.line, line);
+  });
+}
+
+test('check says a webhook without [upstream] does nothing, and shows no webhook line for a hand-built recipe', async (t) => {
+  const path = await makeRecipe(t, { id: 'busybox', toml: recipe('[watch]\ngithub_webhook = true\n'), script: 'true\n' });
+  const result = await runTool('peipkg-build', ['check', '--recipe', path]);
+  t.is(result.exitCode, 0, result.stderr);
+  t.regex(result.stdout, /webhook: enabled \(github_webhook = true\), but no push can trigger it: the recipe has no \[upstream\] git and tag_pattern/);
+  t.regex(result.stderr, /warning: \[watch\]\.github_webhook = true does nothing without \[upstream\] git and tag_pattern/);
+  const plain = await makeRecipe(t, { id: 'busybox', toml: recipe(''), script: 'true\n' });
+  const quiet = await runTool('peipkg-build', ['check', '--recipe', plain, '--json']);
+  t.is(quiet.exitCode, 0, quiet.stderr);
+  t.is((JSON.parse(quiet.stdout) as { webhook?: unknown }).webhook, undefined);
+});

@@ -8,11 +8,12 @@
  * version already published, so a new stanza is back-filled for current versions, not history.
  */
 
-import { compareVersions, versionProblem } from '../format/version.js';
+import { compareVersions } from '../format/version.js';
 import type { Logger } from '../log.js';
 import type { PublishedView } from './published.js';
 import type { RosterRecipe } from './roster.js';
 import type { TagName } from '../build/tagPattern.js';
+import { meetsMinVersion as meetsMin, tagVersion } from '../build/watch.js';
 import type { UpstreamTag } from './upstream.js';
 
 export type TriggerSource = 'poll' | 'webhook';
@@ -60,11 +61,9 @@ export function decide(recipe: RosterRecipe, version: string, published: Publish
   return 'build';
 }
 
-/** Meets `min_version`? Both sides get `-1` and go through the one comparator. */
+/** Meets the recipe's current `min_version`? (The rule `tagVersion` applies, for a trigger re-checked later.) */
 export function meetsMinVersion(recipe: RosterRecipe, upstreamVersion: string): boolean {
-  const min = recipe.upstream?.minVersion ?? '';
-  if (min === '') return true;
-  return compareVersions(`${upstreamVersion}-1`, `${min}-1`) >= 0;
+  return meetsMin(recipe.upstream?.minVersion ?? '', upstreamVersion);
 }
 
 /** The triggers one poll of `recipe` produces, in tag-listing order. */
@@ -82,18 +81,18 @@ export function planPoll(
   const upstream = recipe.upstream;
   if (!upstream) return { triggers, stats };
   for (const tag of tags) {
-    const captured = upstream.pattern.versionOf(tag.name);
-    if (captured === undefined) continue;
-    const version = `${captured}-${Math.max(upstream.peiosRevision, 1)}`;
-    const problem = versionProblem(version);
-    if (problem) {
-      log.warn('trigger dropped (tag gives an invalid version)', { recipe: recipe.id, tag: tag.name, version, err: problem });
+    // The one tag → version mapping, shared with `peipkg-build check --tags`.
+    const given = tagVersion(upstream, tag.name);
+    if (given.kind === 'unsafe' || given.kind === 'no-match') continue;
+    if (given.kind === 'invalid') {
+      log.warn('trigger dropped (tag gives an invalid version)', { recipe: recipe.id, tag: tag.name, version: given.version, err: given.problem });
       continue;
     }
-    if (!meetsMinVersion(recipe, captured)) {
+    if (given.kind === 'below-min-version') {
       stats.skipped_below_min_version++;
       continue;
     }
+    const { upstreamVersion: captured, version } = given;
     const decision = decide(recipe, version, published, backoff, now);
     if (decision === 'published') {
       log.debug('trigger skipped (already published)', { recipe: recipe.id, version, source });
