@@ -4,7 +4,8 @@
  * a build prints. Past `headBytes`, output is kept only as a rolling tail of `tailBytes`; when the
  * log closes, a line saying how much was dropped is written, then the tail. The first lines (what
  * the build did) and the last ones (why it failed) survive; a build's result never depends on how
- * verbose it is.
+ * verbose it is. Every line starts with the time it arrived (RFC 3339, milliseconds), so a slow
+ * step shows where its time went.
  */
 
 import { createWriteStream, type WriteStream } from 'node:fs';
@@ -66,8 +67,35 @@ export class ByteRing {
   }
 }
 
+/** Prefixes every line of a stream with the time it arrived; a line split across chunks is stamped once. */
+export class LineStamper {
+  private atLineStart = true;
+
+  constructor(private readonly now: () => Date = () => new Date()) {}
+
+  stamp(chunk: Buffer): Buffer {
+    if (chunk.length === 0) return chunk;
+    const prefix = Buffer.from(`${this.now().toISOString()} `);
+    let lines = this.atLineStart ? 1 : 0;
+    for (let at = chunk.indexOf(10); at !== -1 && at < chunk.length - 1; at = chunk.indexOf(10, at + 1)) lines++;
+    const out = Buffer.allocUnsafe(chunk.length + lines * prefix.length);
+    let from = 0;
+    let to = 0;
+    while (from < chunk.length) {
+      if (this.atLineStart) to += prefix.copy(out, to);
+      const newline = chunk.indexOf(10, from);
+      const end = newline === -1 ? chunk.length : newline + 1;
+      to += chunk.copy(out, to, from, end);
+      this.atLineStart = newline !== -1;
+      from = end;
+    }
+    return out;
+  }
+}
+
 export class BuildLog {
   private written = 0;
+  private readonly stamper = new LineStamper();
   private readonly tail: ByteRing;
   private readonly recent = new ByteRing(RECENT_BYTES);
   private closed: Promise<void> | undefined;
@@ -90,9 +118,10 @@ export class BuildLog {
     return new BuildLog(path, file, limits);
   }
 
-  /** Appends `chunk`; resolves when the file can take more (back-pressure reaches the step). */
-  write(chunk: Buffer): Promise<void> {
-    this.recent.push(chunk);
+  /** Appends `chunk`, each line stamped; resolves when the file can take more (back-pressure reaches the step). */
+  write(output: Buffer): Promise<void> {
+    this.recent.push(output);
+    const chunk = this.stamper.stamp(output);
     const room = Math.max(0, this.limits.headBytes - this.written);
     const head = chunk.subarray(0, room);
     if (chunk.length > room) this.tail.push(chunk.subarray(room));

@@ -5,6 +5,7 @@
  */
 
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 
 import { pathExists } from '../fs.js';
@@ -24,7 +25,8 @@ import { queueKey } from './payload.js';
 import { createRedis } from './redisQueue.js';
 import type { Redis } from 'ioredis';
 import { loadGrants, type Grants } from './grants.js';
-import { History } from './history.js';
+import { History, shownRecord } from './history.js';
+import { ensureControlToken } from './control.js';
 import { createHttpApp, listen } from './http.js';
 import { stateDirs, type Tools } from './job.js';
 import { loadRoster, type Roster } from './roster.js';
@@ -275,11 +277,22 @@ async function listenOn(app: Parameters<typeof listen>[0], addr: ListenAddress):
   }
 }
 
+/** The URL this host's operators reach the server at: the address it listens on, or the host name when that is every interface. */
+export function httpBase(addr: ListenAddress, port: number): string {
+  const host = addr.host === undefined || addr.host === '' || addr.host === '0.0.0.0' || addr.host === '::' ? hostname() : addr.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
 async function daemon(farm: Farm, config: Config, grants: Grants, log: Logger, secret: Buffer | undefined, history: History): Promise<number> {
   let server: Awaited<ReturnType<typeof listen>> | undefined;
   if (config.http.addr) {
+    const controlToken = await ensureControlToken(config.manager.stateDir);
     const app = createHttpApp({
       status: () => farm.status(),
+      builds: () => history.recent(Number.MAX_SAFE_INTEGER).map(shownRecord),
+      buildState: (id) => history.get(id)?.state,
+      control: { token: controlToken, retry: (request) => farm.retry(request) },
+      repoDir: stateDirs(config.manager.stateDir).repo,
       unhealthy: () => farm.unhealthy(),
       buildLog: (id) => (history.get(id) ? history.logPath(id) : undefined),
       webhookSecret: secret,
@@ -291,7 +304,8 @@ async function daemon(farm: Farm, config: Config, grants: Grants, log: Logger, s
       onWebhook: (outcome) => farm.metrics.webhook(outcome),
     });
     server = await listenOn(app, config.http.addr);
-    log.info('webhook server listening', { addr: `${config.http.addr.host ?? ''}:${server.port}` });
+    farm.httpBase = httpBase(config.http.addr, server.port);
+    log.info('webhook server listening', { addr: `${config.http.addr.host ?? ''}:${server.port}`, dashboard: `${farm.httpBase}/` });
   }
   farm.poller.watch(farm.recipes());
   // Every timer of the farm is unref'd; without an HTTP server nothing else would keep the daemon

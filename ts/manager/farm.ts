@@ -23,7 +23,8 @@ import { hostArchitecture } from './route.js';
 import type { ResultSink } from './sink.js';
 import { signingKeyInfo, type SigningKey } from '../native.js';
 import { InputError } from '../errors.js';
-import type { BuildRecord, History } from './history.js';
+import { buildLogPath, shownRecord, type BuildRecord, type History } from './history.js';
+import type { RetryAnswer, RetryRequest } from './control.js';
 import { normaliseRepoUrl, type PushOutcome } from './http.js';
 import { publishHeld, runJob, stateDirs, type JobContext, type Tools } from './job.js';
 import { decide, meetsMinVersion, type Decision, type Trigger } from './planner.js';
@@ -162,6 +163,8 @@ export class Farm {
   sweepFailed = false;
   /** What this run built, failed and left waiting (`--once` ends with it). */
   readonly sweep = { built: 0, failed: 0, waiting: 0 };
+  /** `http://host:port` of this manager's HTTP server, once it listens (log lines link build logs there). */
+  httpBase: string | undefined;
   /** Set on SIGTERM: `/healthz` says so while running builds finish (the HTTP server stays up meanwhile). */
   draining = false;
 
@@ -209,6 +212,7 @@ export class Farm {
       observePublish: (seconds) => this.metrics.published(seconds),
       repository: this.repository,
       abort: this.abort.signal,
+      logUrl: (id) => (this.httpBase ? `${this.httpBase}${buildLogPath(id)}` : undefined),
     };
     if (deps.redis) {
       const registry = new Registry(deps.redis.client);
@@ -424,6 +428,46 @@ export class Farm {
     await this.publishingHeld;
   }
 
+  /**
+   * An operator's retry (`peipkg-manager retry`, the dashboard): forgets the back-off of `recipe`'s
+   * failed versions (only `version`'s, when given) and polls it now, so what is unpublished is
+   * queued at once. Resolves to what that queued, or why nothing was.
+   */
+  async retry(request: RetryRequest): Promise<RetryAnswer | { status: number; code: string; error: string }> {
+    const { history, log } = this.deps;
+    const recipe = this.roster.get(request.recipe);
+    if (!recipe) {
+      const known = [...this.roster.keys()].sort();
+      return { status: 404, code: 'unknown_recipe', error: `no recipe "${request.recipe}" in the roster${known.length > 0 ? ` (it has ${known.join(', ')})` : ''}` };
+    }
+    if (!recipe.upstream) return { status: 409, code: 'not_watched', error: `recipe ${recipe.id} has no [upstream] table, so the farm never builds it` };
+    if (this.draining) return { status: 503, code: 'draining', error: 'the manager is draining (stopping); retry after it restarts' };
+    const cleared: string[] = [];
+    for (const key of [...history.failures.keys()]) {
+      const [name, version] = [key.slice(0, key.lastIndexOf('@')), key.slice(key.lastIndexOf('@') + 1)];
+      if (name !== recipe.id || (request.version !== undefined && version !== request.version)) continue;
+      await history.clearFailure(name, version);
+      cleared.push(version);
+    }
+    log.info('retry requested', { recipe: recipe.id, ...(request.version ? { version: request.version } : {}), cleared: cleared.join(',') });
+    const polled = await this.poller.pollNow(recipe.id, 'poll');
+    const mine = <T extends { recipe: string; version: string }>(jobs: T[]): string[] =>
+      jobs.filter((j) => j.recipe === recipe.id && (request.version === undefined || j.version === request.version)).map((j) => j.version);
+    const queued = mine(await within(this.queue.queued()).catch(() => []));
+    const running = mine(await within(this.queue.running()).catch(() => []));
+    const answer: RetryAnswer = { recipe: recipe.id, ...(request.version ? { version: request.version } : {}), cleared, polled, queued, running };
+    if (queued.length > 0 || running.length > 0) return answer;
+    const published = await this.published.current().catch(() => undefined);
+    const reason = !polled
+      ? `the poll of ${recipe.upstream.git} failed (see the log); nothing was queued`
+      : request.version !== undefined && published && recipe.packages.every((p) => published.has(p.name, request.version!, p.architecture))
+        ? `${recipe.id} ${request.version} is already published`
+        : request.version !== undefined
+          ? `no tag of ${recipe.upstream.git} gives ${recipe.id} version ${request.version} (or its recipe does not build it, e.g. min_version)`
+          : `nothing to build: every version ${recipe.id} builds is published`;
+    return { ...answer, reason };
+  }
+
   /** Polls now every opted-in recipe whose upstream is one of `urls` (a webhook). */
   onRepositoryPush(urls: string[]): PushOutcome {
     const wanted = new Set(urls.map(normaliseRepoUrl));
@@ -451,6 +495,28 @@ export class Farm {
     if (redis !== undefined && redis !== 'ready') return `degraded: the queue's Redis is unreachable (${redis}); builds resume when it is back`;
     const upload = this.uploader?.degraded();
     return upload ? `degraded: ${upload}` : undefined;
+  }
+
+  /** Each recipe in the roster with its newest build, its last and next poll, and how it is triggered. */
+  private recipeStatus(): Array<Record<string, unknown>> {
+    const { history } = this.deps;
+    return [...this.roster.values()]
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .map((r) => {
+        const last = history.latest(r.id);
+        const times = this.poller.pollTimes(r.id);
+        const retries = [...history.failures.entries()].filter(([key]) => key.startsWith(`${r.id}@`)).map(([, f]) => f.nextRetry).sort();
+        return {
+          recipe: r.id,
+          watched: r.upstream !== undefined,
+          ...(r.upstream ? { git: r.upstream.git, poll_interval_s: r.pollIntervalMs / 1000, github_webhook: r.githubWebhook } : {}),
+          last_result: last ? { build: last.id, version: last.version, state: last.state, ...(last.finishedAt ? { finished_at: last.finishedAt } : {}), log_url: buildLogPath(last.id) } : null,
+          last_poll: times.last ? { at: times.last.at, ok: times.last.ok } : null,
+          polling: this.poller.polling(r.id),
+          next_poll: times.next ?? null,
+          ...(retries.length > 0 ? { next_retry: retries[0] } : {}),
+        };
+      });
   }
 
   /** Workers for `/status`: from their heartbeats (Redis), or this process alone (embedded). */
@@ -527,7 +593,8 @@ export class Farm {
       })),
       queue: queued.map((t) => ({ recipe: t.recipe, version: t.version, tag: t.tag, source: t.source, architectures: t.architectures, ...(t.waiting ? { waiting: t.waiting } : {}) })),
       skipped_recipes: this.skipped.map((s) => ({ recipe: s.id, problems: s.problems })),
-      history: history.recent(20),
+      recipe_status: this.recipeStatus(),
+      history: history.recent(20).map(shownRecord),
       upload: this.uploader ? this.uploader.status() : { state: 'disabled', attempts: 0, pending: false },
       quarantine: quarantine.sort(),
       repository: this.repository.current() ? { state: 'damaged', ...this.repository.current() } : { state: 'ok' },

@@ -51,6 +51,40 @@ export interface BuildRecord {
   difference?: Difference;
 }
 
+/**
+ * A record as `/status` and the dashboard show it: snake_case keys like the rest of `/status`, how
+ * long it took (seconds, once finished) and where its log is served.
+ */
+export function shownRecord(b: BuildRecord): Record<string, unknown> {
+  const started = b.startedAt ? Date.parse(b.startedAt) : NaN;
+  const finished = b.finishedAt ? Date.parse(b.finishedAt) : NaN;
+  return {
+    id: b.id,
+    recipe: b.recipe,
+    version: b.version,
+    tag: b.tag,
+    source: b.source,
+    ...(b.commit ? { commit: b.commit } : {}),
+    state: b.state,
+    queued_at: b.queuedAt,
+    ...(b.startedAt ? { started_at: b.startedAt } : {}),
+    ...(b.finishedAt ? { finished_at: b.finishedAt } : {}),
+    ...(Number.isFinite(started) && Number.isFinite(finished) ? { duration_s: Math.max(0, (finished - started) / 1000) } : {}),
+    ...(b.stage ? { stage: b.stage } : {}),
+    ...(b.error ? { error: b.error } : {}),
+    ...(b.outputs ? { outputs: b.outputs } : {}),
+    ...(b.quarantine ? { quarantine: b.quarantine } : {}),
+    ...(b.worker ? { worker: b.worker } : {}),
+    ...(b.attempt ? { attempt: b.attempt } : {}),
+    ...(b.reproducible !== undefined ? { reproducible: b.reproducible } : {}),
+    ...(b.difference ? { difference: b.difference } : {}),
+    log_url: buildLogPath(b.id),
+  };
+}
+
+/** Where the manager serves build `id`'s log (relative to its HTTP root). */
+export const buildLogPath = (id: string): string => `/builds/${encodeURIComponent(id)}/log`;
+
 const BuildRecordSchema = z.object({
   id: z.string(),
   recipe: z.string(),
@@ -162,6 +196,12 @@ export class History implements Backoff {
   /** The most recent attempts, newest first. */
   recent(n: number): BuildRecord[] {
     return this.builds.slice(-n).reverse();
+  }
+
+  /** The newest attempt of `recipe` (any version), if the history still holds one. */
+  latest(recipe: string): BuildRecord | undefined {
+    for (let i = this.builds.length - 1; i >= 0; i--) if (this.builds[i]!.recipe === recipe) return this.builds[i];
+    return undefined;
   }
 
   /** Builds held back from a damaged repository, oldest first. */

@@ -5,7 +5,13 @@
  *   ANY  /healthz            200 "ok" — or 503 with the reason: stalled, repository damaged, upload failing
  *   ANY  /status             the contract's JSON, plus running jobs, queue, skipped recipes, history
  *   GET  /metrics            Prometheus text (metrics.ts)
+ *   GET  /                   the dashboard (dashboard/), and its assets under /dashboard/
+ *   GET  /builds             the history the manager keeps, newest first (JSON; ?recipe= ?state= ?limit=)
  *   GET  /builds/<id>/log    one build's log (text/plain)
+ *   GET  /builds/<id>/log/stream   the same as Server-Sent Events, live while the build runs (logStream.ts)
+ *   POST /api/retry          {recipe, version?} with `Authorization: Bearer <state_dir/control.token>`:
+ *                            clears the back-off and polls the recipe now (control.ts)
+ *   GET  /repo/…             the repository's files and browse site, read-only
  *   POST /webhooks/github    HMAC-SHA256 over the body as sent (X-Hub-Signature-256), 401 when missing
  *                            or wrong; `ping` → 200 "pong"; a push (or creation) of a tag polls
  *                            every opted-in recipe whose upstream is that repository, at once
@@ -29,6 +35,10 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { z } from 'zod';
 
 import type { Logger } from '../log.js';
+import { authorised, RetryRequest, type RetryAnswer } from './control.js';
+import { dashboardFiles } from './dashboard/dashboard.js';
+import { buildLogPath } from './history.js';
+import { streamLog } from './logStream.js';
 import { formatSize } from '../size.js';
 import { DEFAULT_WEBHOOK_MAX_BODY, type ListenAddress } from './config.js';
 
@@ -36,6 +46,8 @@ import { DEFAULT_WEBHOOK_MAX_BODY, type ListenAddress } from './config.js';
 export const WEBHOOK_BODY_TIMEOUT_MS = 10_000;
 /** Unauthenticated webhook bodies read at once; more are refused (503) without being read. */
 export const WEBHOOK_MAX_UNAUTHENTICATED = 16;
+/** Live logs watched at once (each polls its file). */
+const MAX_LOG_STREAMS = 64;
 /** Seconds a refused (503) sender is asked to wait. */
 const RETRY_AFTER_S = 5;
 /** How long a refused sender has to read its answer before the connection is closed under it. */
@@ -43,6 +55,14 @@ const LINGER_MS = 3_000;
 
 export interface HttpDeps {
   status(): Promise<Record<string, unknown>>;
+  /** The history, newest first, as `/status` shows it. */
+  builds?: () => Array<Record<string, unknown>>;
+  /** Build `id`'s state (undefined: no such build), for the live log stream. */
+  buildState?: (id: string) => string | undefined;
+  /** The operator's token and what a retry does; absent: no operator actions. */
+  control?: { token: Buffer; retry(request: RetryRequest): Promise<RetryAnswer | { status: number; code: string; error: string }> };
+  /** The repository directory, served read-only under /repo/. */
+  repoDir?: string;
   /** What is wrong (503 with this text), or undefined when healthy. */
   unhealthy(): string | undefined;
   /** The log file of build `id`, when `id` is a known build. */
@@ -83,6 +103,12 @@ const WebhookBody = z.object({
       git_url: z.string().optional(),
     })
     .optional(),
+});
+
+const BuildsQuery = z.object({
+  recipe: z.string().optional(),
+  state: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).default(1_000),
 });
 
 /** One spelling per repository: `github.com/owner/repo` from https, ssh, scp-like or git URLs; paths as given. */
@@ -213,6 +239,59 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     if (!deps.metrics) return next(new HttpError(404, 'not_found', '404 page not found'));
     deps.metrics().then(({ contentType, body }) => res.status(200).type(contentType).send(body), next);
   });
+
+  let streams = 0;
+  const dashboard = new Map(dashboardFiles().map((f) => [f.path, f]));
+  app.get(['/', '/dashboard/:file'], (req, res, next) => {
+    const file = dashboard.get(req.path === '/' ? 'index.html' : `dashboard/${String(req.params.file)}`);
+    if (!file) return next(new HttpError(404, 'not_found', '404 page not found'));
+    // Everything the page needs comes from this server: no inline script, nothing from elsewhere.
+    res.set('Content-Security-Policy', "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+    res.set('X-Content-Type-Options', 'nosniff');
+    res.set('Cache-Control', 'no-cache');
+    res.status(200).type(file.type).send(file.content);
+  });
+
+  app.get('/builds', (req, res, next) => {
+    if (!deps.builds) return next(new HttpError(404, 'not_found', '404 page not found'));
+    const query = BuildsQuery.safeParse(req.query);
+    if (!query.success) return next(new HttpError(400, 'bad_query', `bad query: ${query.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`));
+    const { recipe, state, limit } = query.data;
+    const builds = deps.builds().filter((b) => (recipe === undefined || b.recipe === recipe) && (state === undefined || b.state === state));
+    res.status(200).json({ builds: builds.slice(0, limit) });
+  });
+
+  app.get('/builds/:id/log/stream', (req, res, next) => {
+    const id = String(req.params.id);
+    const path = deps.buildLog(id);
+    const state = deps.buildState;
+    if (!path || !state) return next(new HttpError(404, 'unknown_build', `no build ${id}`));
+    if (streams >= MAX_LOG_STREAMS) return next(new HttpError(503, 'busy', 'too many live logs are being watched; try again later', { headers: { 'Retry-After': String(RETRY_AFTER_S) } }));
+    streams += 1;
+    streamLog(req, res, { path, state: () => state(id), fullLogUrl: buildLogPath(id) })
+      .catch((error: unknown) => deps.log.warn('log stream failed', { build: id, err: (error as Error).message }))
+      .finally(() => (streams -= 1));
+  });
+
+  app.post('/api/retry', express.json({ limit: '16kb' }), (req, res, next) => {
+    const control = deps.control;
+    if (!control) return next(new HttpError(404, 'not_found', '404 page not found'));
+    if (!authorised(req.get('Authorization'), control.token)) {
+      deps.log.warn('retry refused: missing or wrong token', { remote: remoteOf(req) });
+      return next(new HttpError(401, 'unauthorised', 'a retry needs the operator token: Authorization: Bearer <the contents of state_dir/control.token>'));
+    }
+    const body = RetryRequest.safeParse(req.body);
+    if (!body.success) return next(new HttpError(400, 'bad_request', `expected {"recipe": "<id>", "version": "<version>" (optional)}: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`));
+    control.retry(body.data).then((answer) => {
+      if ('status' in answer) return next(new HttpError(answer.status, answer.code, answer.error));
+      res.status(200).json(answer);
+    }, next);
+  });
+  app.all('/api/retry', (_req, _res, next) => next(new HttpError(405, 'method_not_allowed', 'method not allowed')));
+
+  if (deps.repoDir) {
+    app.use('/repo', express.static(deps.repoDir, { dotfiles: 'deny', index: ['index.html'], redirect: true, fallthrough: true }));
+  }
 
   app.get('/builds/:id/log', (req, res, next) => {
     const path = deps.buildLog(String(req.params.id));

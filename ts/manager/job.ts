@@ -54,6 +54,19 @@ export interface JobContext {
   /** Whether the repository can be published into (publishes are held while it is damaged). */
   repository: RepositoryHealth;
   abort: AbortSignal;
+  /** Where build `id`'s log is served (absent without an HTTP server). */
+  logUrl(id: string): string | undefined;
+}
+
+/** What a finished build's log line carries besides its outcome: how long it took, and where its log is. */
+function finishedFields(ctx: JobContext, record: BuildRecord, finishedAt: string): Record<string, string> {
+  const started = Date.parse(record.startedAt ?? record.queuedAt);
+  const url = ctx.logUrl(record.id);
+  return {
+    ...(Number.isFinite(started) ? { duration: formatDuration(Math.max(0, Date.parse(finishedAt) - started)) } : {}),
+    log: ctx.history.logPath(record.id),
+    ...(url ? { log_url: url } : {}),
+  };
 }
 
 export const stateDirs = (stateDir: string) => ({
@@ -171,6 +184,7 @@ export async function recordFailure(ctx: JobContext, record: BuildRecord, stageN
     err: message,
     next_retry_after: formatDuration(retryAfterMs),
     ...(quarantine ? { quarantine } : {}),
+    ...finishedFields(ctx, record, failed.finishedAt),
   });
   return { ...record, ...failed };
 }
@@ -215,6 +229,7 @@ export async function publishOrHold(ctx: JobContext, record: BuildRecord, batchD
     version: record.version,
     outputs: published.length,
     ...(buildTimestamp ? { build_timestamp: buildTimestamp } : {}),
+    ...finishedFields(ctx, record, done.finishedAt),
   });
   ctx.onPublished();
   return { ...record, ...done };

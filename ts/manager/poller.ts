@@ -30,10 +30,17 @@ interface PollState {
   again: TriggerSource | undefined;
 }
 
+/** When a recipe was last polled (and whether ls-remote worked), and when it is polled next. */
+export interface PollTimes {
+  last?: { at: string; ok: boolean };
+  next?: string;
+}
+
 export class Poller {
   private recipes = new Map<string, RosterRecipe>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly state = new Map<string, PollState>();
+  private readonly times = new Map<string, PollTimes>();
   private stopped = false;
 
   constructor(private readonly deps: PollerDeps) {}
@@ -55,11 +62,13 @@ export class Poller {
 
   private schedule(recipe: RosterRecipe): void {
     const jitter = 1 + (Math.random() * 0.2 - 0.1);
+    const delay = recipe.pollIntervalMs * jitter;
+    this.timesOf(recipe.id).next = new Date(Date.now() + delay).toISOString();
     const timer = setTimeout(() => {
       if (this.stopped || this.recipes.get(recipe.id) !== recipe) return;
       void this.pollNow(recipe.id, 'poll');
       this.schedule(recipe);
-    }, recipe.pollIntervalMs * jitter);
+    }, delay);
     timer.unref();
     this.timers.set(recipe.id, timer);
   }
@@ -67,6 +76,23 @@ export class Poller {
   private unschedule(): void {
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
+    for (const times of this.times.values()) delete times.next;
+  }
+
+  private timesOf(id: string): PollTimes {
+    let times = this.times.get(id);
+    if (!times) this.times.set(id, (times = {}));
+    return times;
+  }
+
+  /** When `id` was last polled and is polled next (for `/status`). */
+  pollTimes(id: string): PollTimes {
+    return { ...this.times.get(id) };
+  }
+
+  /** Whether a poll of `id` is running now. */
+  polling(id: string): boolean {
+    return this.state.get(id)?.running !== undefined;
   }
 
   /** Polls `id` now, or once more after the poll already running. Resolves to whether ls-remote worked. */
@@ -112,6 +138,13 @@ export class Poller {
   private async pollOnce(id: string, source: TriggerSource): Promise<boolean> {
     const recipe = this.recipes.get(id);
     if (!recipe?.upstream) return true;
+    const ok = await this.pollUpstream(id, recipe, source);
+    this.timesOf(id).last = { at: new Date().toISOString(), ok };
+    return ok;
+  }
+
+  private async pollUpstream(id: string, recipe: RosterRecipe, source: TriggerSource): Promise<boolean> {
+    if (!recipe.upstream) return true;
     const { log } = this.deps;
     log.info('polling upstream', { recipe: id, git: recipe.upstream.git });
     try {
