@@ -3,11 +3,13 @@
  * metrics` on the real output of a daemon that built, published, failed a poll and refused a webhook.
  */
 
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import test from 'ava';
 import { execa } from 'execa';
 
+import { repoRoot } from '../helpers/fixtures.js';
 import { freePort, makeFarm, makeUpstream, startDaemon, waitFor, writeRecipe } from '../helpers/farm.js';
 
 test('/metrics passes promtool and counts builds, publishes, polls that failed, webhooks and the queue', async (t) => {
@@ -49,5 +51,13 @@ test('/metrics passes promtool and counts builds, publishes, polls that failed, 
   t.is(value('peipkg_upload_last_success_timestamp_seconds'), 0, 'no upload is configured');
   t.true((value('process_cpu_seconds_total') ?? -1) >= 0, 'process metrics are there');
   t.true(lines.some((l) => l.startsWith('nodejs_eventloop_lag_seconds ')));
+
+  // The example alerts in contrib/ are valid rules, and every series they use is one the farm exports.
+  const rulesFile = join(repoRoot, 'contrib/prometheus/peipkg-alerts.yml');
+  const rules = await execa('promtool', ['check', 'rules', rulesFile], { reject: false });
+  t.is(rules.exitCode, 0, `${rules.stdout}${rules.stderr}`);
+  const used = new Set((await readFile(rulesFile, 'utf8')).match(/\bpeipkg_[a-z_]+/g) ?? []);
+  t.true(used.size >= 4);
+  for (const name of used) t.true(lines.some((l) => l.startsWith(`# TYPE ${name} `)), `${name} is exported`);
   daemon.child.kill('SIGTERM');
 });
