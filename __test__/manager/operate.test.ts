@@ -140,6 +140,18 @@ test('a failed build: its log line links the stamped log, /status says what happ
   await waitFor(async () => (await publishedIn(join(farm.stateDir, 'repo'))).includes('hello-peios 1.0.0-1'), 60_000, 'the retried build published').catch(failLog);
   await waitFor(() => /msg="build \+ publish complete" .*duration=\d/.test(daemon.log()), 10_000, 'the completion line with its duration').catch(failLog);
 
+  // The repository's browse site is served read-only under /repo/, and nothing else of state_dir is.
+  const site = await fetch(`${base}/repo/`);
+  t.is(site.status, 200);
+  t.true((await site.text()).includes('test-repo'));
+  t.is((await fetch(`${base}/repo/repo.json`)).status, 200);
+  for (const path of ['/repo/../control.token', '/repo/%2e%2e/control.token', '/repo/..%2fcontrol.token', '/repo/%2e%2e%2fhistory/builds.json']) {
+    const response = await fetch(`${base}${path}`);
+    const text = await response.text();
+    t.false(response.ok && (text.includes(token) || text.includes('"attempts"')), `${path} must not reach state_dir: ${response.status}`);
+    t.false(text.includes(token), path);
+  }
+
   // Nothing left to do: retry says why, and exits 1 for scripts.
   const again = await retry('hello-peios', '--json');
   t.is(again.exitCode, 1);

@@ -41,7 +41,9 @@ export async function streamLog(req: IncomingMessage, res: ServerResponse, sourc
   });
   res.write('retry: 2000\n\n');
   let closed = false;
+  // The viewer going away ends the response; either side's close stops the reading.
   req.once('close', () => (closed = true));
+  res.once('close', () => (closed = true));
   const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
   heartbeat.unref();
   let file: FileHandle | undefined;

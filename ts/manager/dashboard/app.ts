@@ -135,9 +135,15 @@ export const DASHBOARD_JS = `'use strict';
     panels.forEach(function (panel, id) {
       if (!live.has(id) && panel.ended && Date.now() - panel.endedAt > KEEP_FINISHED_MS) { panels.delete(id); }
     });
-    while (box.firstChild) box.removeChild(box.firstChild);
-    if (panels.size === 0) box.appendChild(el('p', { className: 'empty', text: 'No build is running.' }));
-    Array.from(panels.keys()).reverse().forEach(function (id) { box.appendChild(panels.get(id).box); });
+    // Rebuilt only when the set of panels changes: moving a panel would lose its scroll position.
+    var wanted = Array.from(panels.keys()).reverse().map(function (id) { return panels.get(id).box; });
+    var current = Array.from(box.children);
+    var same = wanted.length === current.length && wanted.every(function (node, i) { return node === current[i]; });
+    if (!same) {
+      while (box.firstChild) box.removeChild(box.firstChild);
+      if (wanted.length === 0) box.appendChild(el('p', { className: 'empty', text: 'No build is running.' }));
+      wanted.forEach(function (node) { box.appendChild(node); });
+    }
     $('running-count').textContent = running.length ? '(' + running.length + ')' : '';
   }
 
