@@ -50,8 +50,11 @@ test('the dashboard shows the farm, and a build started from it streams its log 
   });
   const pageErrors: string[] = [];
   page.on('pageerror', (error) => pageErrors.push(error.message));
+  page.on('console', (message) => {
+    // A Content-Security-Policy violation or a script error shows here.
+    if (message.type() === 'error') pageErrors.push(message.text());
+  });
   page.on('response', (response) => {
-    // The one refusal the test provokes on purpose is a retry without the token (answered in the page).
     if (response.status() >= 400) pageErrors.push(`${response.status()} ${response.url()}`);
   });
   await page.goto(`${base}/`);
