@@ -123,6 +123,15 @@ test('a failed build: its log line links the stamped log, /status says what happ
   t.regex(asked.stdout, /^hello-peios: 1\.0\.0-1 \((building|queued)\); back-off cleared for 1\.0\.0-1\n$/);
 
   // Its log, live: lines arrive while it runs, each with its byte offset; a reconnect resumes after it.
+  await waitFor(async () => ((await (await fetch(`${base}/status`)).json()) as { running: Array<{ build: string | null }> }).running.some((r) => r.build === 'hello-peios-1.0.0-1-2'), 30_000, 'the retried build running').catch(failLog);
+  // Viewers who leave give their place back (at most 64 watch at once): 100 come and go, and one more still gets in.
+  for (let i = 0; i < 100; i++) {
+    const leaving = new AbortController();
+    const response = await fetch(`${base}/builds/hello-peios-1.0.0-1-2/log/stream`, { signal: leaving.signal });
+    t.is(response.status, 200, `viewer ${i}`);
+    leaving.abort();
+    await response.body?.cancel().catch(() => undefined);
+  }
   const stream = await fetch(`${base}/builds/hello-peios-1.0.0-1-2/log/stream`);
   t.regex(stream.headers.get('content-type') ?? '', /^text\/event-stream/);
   const events = await readEvents(stream, 90_000);

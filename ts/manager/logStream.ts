@@ -41,9 +41,23 @@ export async function streamLog(req: IncomingMessage, res: ServerResponse, sourc
   });
   res.write('retry: 2000\n\n');
   let closed = false;
-  // The viewer going away ends the response; either side's close stops the reading.
-  req.once('close', () => (closed = true));
-  res.once('close', () => (closed = true));
+  // The viewer going away ends the response at once (its place among the viewers is given back):
+  // either side's close stops the reading and cuts the wait for more output short.
+  let wake: () => void = () => undefined;
+  const onClose = (): void => {
+    closed = true;
+    wake();
+  };
+  req.once('close', onClose);
+  res.once('close', onClose);
+  const pause = (): Promise<void> =>
+    new Promise((resolve) => {
+      const timer = setTimeout(resolve, POLL_MS);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
   heartbeat.unref();
   let file: FileHandle | undefined;
@@ -56,8 +70,18 @@ export async function streamLog(req: IncomingMessage, res: ServerResponse, sourc
     let dropFirstLine = false;
     let quietSince: number | undefined;
     const buffer = Buffer.alloc(READ_BYTES);
+    // A viewer that stops reading holds the loop here, until it reads again or goes away.
     const send = async (text: string): Promise<void> => {
-      if (text !== '' && !res.write(text)) await new Promise((resolve) => res.once('drain', resolve));
+      if (text === '' || closed || res.write(text)) return;
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.once('drain', done);
+        res.once('close', done);
+      });
     };
     const lineEvent = (bytes: Buffer, endOffset: number): string => event('line', bytes.toString('utf8').replace(/[\r\n]/g, ''), endOffset);
     while (!closed) {
@@ -102,7 +126,7 @@ export async function streamLog(req: IncomingMessage, res: ServerResponse, sourc
           break;
         }
       }
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      if (!closed) await pause();
     }
   } finally {
     clearInterval(heartbeat);
