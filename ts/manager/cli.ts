@@ -9,10 +9,7 @@ import { runTool, valueOption } from '../cli.js';
 import { UsageError } from '../errors.js';
 import { booleanFlag, FlagBag, optionalFlag } from '../flags.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
-import { loadConfig } from './config.js';
-import { requestRetry, type RetryAnswer } from './control.js';
-import { runManager } from './daemon.js';
-import { runWorker } from './worker.js';
+import type { RetryAnswer } from './control.js';
 
 export const TOOL = 'peipkg-manager';
 export const DEFAULT_CONFIG = '/etc/peipkg-manager/config.toml';
@@ -30,11 +27,14 @@ function logFlags(args: FlagBag): { logLevel: LogLevel; logFormat: 'logfmt' | 'j
 }
 
 async function run(args: FlagBag): Promise<void> {
+  // Each command loads what it needs when it runs: `help` and a worker never load the daemon's modules.
+  const { runManager } = await import('./daemon.js');
   process.exitCode = await runManager({ configPath: optionalFlag(args, 'config') ?? DEFAULT_CONFIG, ...logFlags(args), once: booleanFlag(args, 'once') });
 }
 
 async function worker(args: FlagBag): Promise<void> {
   if (booleanFlag(args, 'once')) throw new UsageError('--once is for the coordinator; a worker runs until it is stopped');
+  const { runWorker } = await import('./worker.js');
   process.exitCode = await runWorker({ configPath: optionalFlag(args, 'config') ?? DEFAULT_WORKER_CONFIG, ...logFlags(args) });
 }
 
@@ -49,6 +49,7 @@ async function retry(args: FlagBag): Promise<void> {
   const recipe = optionalFlag(args, 'recipe');
   if (recipe === undefined) throw new UsageError('retry needs the recipe id: peipkg-manager retry [--config PATH] RECIPE [VERSION]');
   const version = optionalFlag(args, 'version');
+  const [{ loadConfig }, { requestRetry }] = await Promise.all([import('./config.js'), import('./control.js')]);
   const config = await loadConfig(optionalFlag(args, 'config') ?? DEFAULT_CONFIG);
   const answer = await requestRetry(config, { recipe, ...(version !== undefined ? { version } : {}) });
   if (booleanFlag(args, 'json')) process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
