@@ -188,6 +188,30 @@ export interface IndexEntryKey {
   url: string;
 }
 
+/** A loaded index document in the store: its number, and the ids of its entries (`first`…). */
+export interface IndexDocumentIds {
+  doc: number;
+  first: number;
+  count: number;
+}
+
+/** What the store needs of a new package to make its index entry (`repository.md` §5.3). */
+export interface NewIndexPackage {
+  /** The package's manifest.json bytes. */
+  manifest: Uint8Array;
+  size: number;
+  sha256: string;
+  url: string;
+}
+
+export type IndexKind = 'active' | 'archive';
+
+/** Entries of the same name in the order they are written (see `IndexStore.arrangeMerged`). */
+export interface IndexGroup {
+  name: string;
+  ids: readonly number[];
+}
+
 type HeaderEntry =
   | { name: string; type: 'file'; size: number }
   | { name: string; type: 'directory' }
@@ -218,11 +242,18 @@ interface RawAddon {
   readPackage(path: string, options: ReadPackageOptions): Promise<PackageFacts>;
   appendSignature(path: string, key: SigningKey, signableDigest: string, mtime: number, expectedSize?: number): Promise<AppendedSignature>;
   indexStoreCreate(): RawIndexStore;
-  indexLoad(store: RawIndexStore, path: string): Promise<{ header: IndexHeader; sha256: string; size: number; first: number; count: number; keys: string }>;
+  indexLoad(store: RawIndexStore, path: string): Promise<{ header: IndexHeader; sha256: string; size: number; doc: number; first: number; count: number }>;
   indexInspect(path: string): Promise<{ header: IndexHeader; sha256: string; size: number }>;
-  indexAddEntries(store: RawIndexStore, entriesJson: string): { first: number; count: number };
-  indexWrite(store: RawIndexStore, path: string, header: IndexHeader, order: Uint32Array): Promise<{ sha256: string; size: number }>;
-  indexEntryJson(store: RawIndexStore, index: number): string;
+  indexKeys(store: RawIndexStore, ids: Uint32Array): string;
+  indexDocumentKeys(store: RawIndexStore, doc: number): Promise<string>;
+  indexNamed(store: RawIndexStore, doc: number, names: string[]): number[];
+  indexUrlHolders(store: RawIndexStore, doc: number, urls: string[]): number[];
+  indexAddPackages(store: RawIndexStore, packages: NewIndexPackage[]): number;
+  indexCheckActive(store: RawIndexStore, activeDoc: number, archiveDoc: number): Promise<string[]>;
+  indexArrange(store: RawIndexStore, archive: Uint32Array, active: Uint32Array): void;
+  indexArrangeMerged(store: RawIndexStore, doc: number | undefined, names: string[], ids: Uint32Array, lengths: Uint32Array): boolean;
+  indexWrite(store: RawIndexStore, path: string, header: IndexHeader, kind: IndexKind): Promise<{ sha256: string; size: number }>;
+  indexWriteSiteScript(store: RawIndexStore, path: string, indexVersion: number, generatedAt: string): Promise<void>;
   indexSiteRows(store: RawIndexStore, ids: Uint32Array, activeIds: Uint32Array): Promise<string>;
   signingKeyLoad(path: string): SigningKey;
   signingKeyFromBytes(bytes: Uint8Array): SigningKey;
@@ -378,8 +409,9 @@ export const appendSignature = (path: string, key: SigningKey, signableDigest: s
   callAsync(() => addon.appendSignature(path, key, signableDigest, options.mtime, options.expectedSize));
 
 /**
- * Index entries held in native memory (`crates/peipkg-native/src/index.rs`): loading a 100,000-entry
- * archive and writing it back canonically takes a fraction of what JavaScript's JSON would.
+ * The repository indexes of one command, held in native memory (`crates/peipkg-native/src/index_store.rs`):
+ * documents are read and parsed once, checked and written there; JavaScript gets keys only for the
+ * entries a rule needs.
  */
 export class IndexStore {
   private constructor(private readonly raw: RawIndexStore) {}
@@ -388,37 +420,90 @@ export class IndexStore {
     return new IndexStore(call(() => addon.indexStoreCreate()));
   }
 
-  /** Adds a document's entries; returns its header, the SHA-256 of its bytes, and the entries' keys. */
-  async load(path: string): Promise<{ header: IndexHeader; sha256: string; size: number; entries: IndexEntryKey[] }> {
-    const loaded = await callAsync(() => addon.indexLoad(this.raw, path));
-    const fields = loaded.keys.split('\0');
-    const entries: IndexEntryKey[] = [];
-    for (let i = 0; i < loaded.count; i++) {
+  /** Adds a document; returns its header, the SHA-256 of its bytes, and where its entries are. */
+  load(path: string): Promise<{ header: IndexHeader; sha256: string; size: number } & IndexDocumentIds> {
+    return callAsync(() => addon.indexLoad(this.raw, path));
+  }
+
+  private decodeKeys(ids: readonly number[], text: string): IndexEntryKey[] {
+    const fields = text.split('\0');
+    return ids.map((id, i) => {
       const f = i * 5;
-      entries.push({ id: loaded.first + i, name: fields[f]!, version: fields[f + 1]!, architecture: fields[f + 2]!, hash: fields[f + 3]!, url: fields[f + 4]! });
-    }
-    return { header: loaded.header, sha256: loaded.sha256, size: loaded.size, entries };
+      return { id, name: fields[f]!, version: fields[f + 1]!, architecture: fields[f + 2]!, hash: fields[f + 3]!, url: fields[f + 4]! };
+    });
   }
 
-  /** Adds entries given as JSON text (an array of entry objects); returns their ids. */
-  add(entriesJson: string): number[] {
-    const { first, count } = call(() => addon.indexAddEntries(this.raw, entriesJson));
-    return Array.from({ length: count }, (_, i) => first + i);
+  /** The keys of the entries `ids`. */
+  keys(ids: readonly number[]): IndexEntryKey[] {
+    return this.decodeKeys(ids, call(() => addon.indexKeys(this.raw, Uint32Array.from(ids))));
   }
 
-  /** Writes a canonical index document of the entries `ids`, in that order, to a new file. */
-  write(path: string, header: IndexHeader, ids: readonly number[]): Promise<{ sha256: string; size: number }> {
-    return callAsync(() => addon.indexWrite(this.raw, path, header, Uint32Array.from(ids)));
+  /** The keys of every entry of a loaded document, in its order (for the rare whole-archive walks). */
+  async documentKeys(doc: IndexDocumentIds): Promise<IndexEntryKey[]> {
+    const text = await callAsync(() => addon.indexDocumentKeys(this.raw, doc.doc));
+    return this.decodeKeys(Array.from({ length: doc.count }, (_, i) => doc.first + i), text);
   }
 
-  /** The browse site's rows for `ids` (see `repo/site`), as JSON text. */
+  /** The keys of the entries of `doc` named one of `names`, in document order. */
+  named(doc: IndexDocumentIds, names: readonly string[]): IndexEntryKey[] {
+    return this.keys(call(() => addon.indexNamed(this.raw, doc.doc, [...names])));
+  }
+
+  /** For each URL, the keys of the first entry of `doc` that has it. */
+  urlHolders(doc: IndexDocumentIds, urls: readonly string[]): Array<IndexEntryKey | undefined> {
+    const ids = call(() => addon.indexUrlHolders(this.raw, doc.doc, [...urls]));
+    const keys = this.keys(ids.filter((id) => id >= 0));
+    let next = 0;
+    return ids.map((id) => (id >= 0 ? keys[next++] : undefined));
+  }
+
+  /** Makes the index entries of new packages (the one encoder of entries is native); their ids. */
+  addPackages(packages: readonly NewIndexPackage[]): number[] {
+    const first = call(() => addon.indexAddPackages(this.raw, [...packages]));
+    return packages.map((_, i) => first + i);
+  }
+
+  /** Active ⊆ archive with equal hashes, and unique active names: the problems, as verify words them. */
+  checkActive(active: IndexDocumentIds, archive: IndexDocumentIds): Promise<string[]> {
+    return callAsync(() => addon.indexCheckActive(this.raw, active.doc, archive.doc));
+  }
+
+  /** Sets the order of the documents `write` writes. */
+  arrange(archive: readonly number[], active: readonly number[]): void {
+    call(() => addon.indexArrange(this.raw, Uint32Array.from(archive), Uint32Array.from(active)));
+  }
+
+  /**
+   * Sets the order of the documents `write` writes from the archive `doc` (in archive order) and
+   * `groups`: each group replaces the archive's entries of its name, or joins where its name sorts;
+   * active is the first entry of each name. False, arranging nothing, when the archive's names are
+   * not in byte order (the caller then orders every entry).
+   */
+  arrangeMerged(doc: IndexDocumentIds | undefined, groups: readonly IndexGroup[]): boolean {
+    return call(() =>
+      addon.indexArrangeMerged(
+        this.raw,
+        doc?.doc,
+        groups.map((g) => g.name),
+        Uint32Array.from(groups.flatMap((g) => g.ids)),
+        Uint32Array.from(groups.map((g) => g.ids.length)),
+      ),
+    );
+  }
+
+  /** Writes the arranged document `kind` canonically to a new file (fsynced). */
+  write(path: string, header: IndexHeader, kind: IndexKind): Promise<{ sha256: string; size: number }> {
+    return callAsync(() => addon.indexWrite(this.raw, path, header, kind));
+  }
+
+  /** Writes the browse site's `assets/packages.js` for the arranged archive to a new file (fsynced). */
+  writeSiteScript(path: string, indexVersion: number, generatedAt: string): Promise<void> {
+    return callAsync(() => addon.indexWriteSiteScript(this.raw, path, indexVersion, generatedAt));
+  }
+
+  /** The browse site's rows for `ids`: JSON text of `{columns, rows}`, columns naming each row's cells. */
   siteRows(ids: readonly number[], activeIds: readonly number[]): Promise<string> {
     return callAsync(() => addon.indexSiteRows(this.raw, Uint32Array.from(ids), Uint32Array.from(activeIds)));
-  }
-
-  /** One entry's canonical JSON. */
-  entryJson(id: number): string {
-    return call(() => addon.indexEntryJson(this.raw, id));
   }
 }
 

@@ -97,7 +97,7 @@ export async function readSnapshot(snapshotDir: string): Promise<OutgoingState> 
     await rename(signatures.pendingDescriptorSignature, join(snapshotDir, `${DESCRIPTOR}.sig`));
   }
   const packages: OutgoingPackage[] = [];
-  for (const e of state.archive.entries ?? []) {
+  for (const e of state.archive.entries ? await state.store.documentKeys(state.archive.entries) : []) {
     const path = statePathOf(e.url);
     if (path !== undefined) packages.push({ path, sha256: e.hash, triple: entryTriple(e), url: e.url });
   }

@@ -26,9 +26,10 @@ export class PublishedView {
   static async load(repoDir: string): Promise<PublishedView> {
     const path = join(repoDir, 'index', 'archive.json');
     if (!(await pathExists(path))) return PublishedView.empty();
-    const loaded = await IndexStore.create().load(path);
+    const store = IndexStore.create();
+    const loaded = await store.load(path);
     const byName = new Map<string, Map<string, Set<string>>>();
-    for (const e of loaded.entries) {
+    for (const e of await store.documentKeys(loaded)) {
       const versions = byName.get(e.name) ?? new Map<string, Set<string>>();
       versions.set(e.version, (versions.get(e.version) ?? new Set()).add(e.architecture));
       byName.set(e.name, versions);

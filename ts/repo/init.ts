@@ -52,7 +52,7 @@ export async function init(request: InitRequest): Promise<void> {
     await writeDurable(join(temp, KEYS_DIR, `${key.fingerprint}.pub`), key.publicKeyPem);
     const signature = (sha: string): string => detachedSignature(request.signingKey, sha);
     const header = (kind: string) => ({ schemaVersion: 1, repo: request.name, kind, indexVersion: 1, generatedAt: request.timestamp });
-    await swapIndexes(temp, IndexStore.create(), { header: header('active'), ids: [], signature }, { header: header('archive'), ids: [], signature });
+    await swapIndexes(temp, IndexStore.create(), { header: header('active'), signature }, { header: header('archive'), signature });
     const bytes = encodeDescriptor(descriptor);
     await writeDurable(join(temp, 'repo.json'), bytes);
     await writeDurable(join(temp, 'repo.json.sig'), signature(sha256(Buffer.from(bytes))));

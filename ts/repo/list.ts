@@ -13,6 +13,8 @@
 
 import { stat } from 'node:fs/promises';
 
+import { z } from 'zod';
+
 import { InputError, UsageError } from '../errors.js';
 import { architectureProblem } from '../format/names.js';
 import type { IndexEntryKey } from '../native.js';
@@ -95,16 +97,23 @@ export async function loadStateAt(dir: string, entries: { active: boolean; archi
   }
 }
 
-interface SiteRow extends Array<unknown> {
-  0: string;
-  1: string;
-  2: string;
-  3: string;
-  4: string;
-  5: number;
-  6: number;
-  7: string;
-  8: number;
+/** The store's site rows: `columns` names the cells of every row (the one layout is native, `index.rs`). */
+const SiteRows = z.object({ columns: z.array(z.string()), rows: z.array(z.array(z.unknown())) });
+const SiteRow = z.object({
+  name: z.string(),
+  version: z.string(),
+  architecture: z.string(),
+  url: z.string(),
+  size_compressed: z.number(),
+  size_installed: z.number(),
+  build_timestamp: z.string(),
+  active: z.number(),
+});
+
+/** Each row as an object keyed by column name. */
+function rowObjects(json: string): Array<z.infer<typeof SiteRow>> {
+  const { columns, rows } = SiteRows.parse(JSON.parse(json));
+  return rows.map((row) => SiteRow.parse(Object.fromEntries(columns.map((c, i) => [c, row[i]]))));
 }
 
 export async function listPackages(request: ListRequest): Promise<Listing> {
@@ -119,28 +128,29 @@ export async function listPackages(request: ListRequest): Promise<Listing> {
     warnings.push(`the state does not verify (${[...problems, ...signatures.problems].join('; ')}); run \`peipkg-repo verify --repo ${request.repoDir}\``);
   }
 
-  const activeEntries = state.active.entries ?? [];
-  const source = request.all ? (state.archive.entries ?? []) : activeEntries;
+  const keysOf = async (doc: typeof state.active.entries): Promise<IndexEntryKey[]> => (doc ? state.store.documentKeys(doc) : []);
+  const activeEntries = await keysOf(state.active.entries);
+  const source = request.all ? await keysOf(state.archive.entries) : activeEntries;
   const wanted = (e: IndexEntryKey): boolean =>
     (matchers.length === 0 || matchers.some((m) => m(e.name))) && (architectures.size === 0 || architectures.has(e.architecture));
   const picked = source.filter(wanted);
   const activeTriples = new Set(activeEntries.map(entryTriple));
   const activeIds = picked.filter((e) => activeTriples.has(entryTriple(e))).map((e) => e.id);
-  const rows = JSON.parse(await state.store.siteRows(picked.map((e) => e.id), activeIds)) as SiteRow[];
+  const rows = rowObjects(await state.store.siteRows(picked.map((e) => e.id), activeIds));
   const header = request.all ? state.archive.header : state.active.header;
   return {
     indexVersion: header.indexVersion,
     generatedAt: header.generatedAt,
     index: request.all ? 'archive' : 'active',
     packages: rows.map((row, i) => ({
-      name: row[0],
-      version: row[1],
-      architecture: row[2],
-      sizeCompressed: row[5],
-      sizeInstalled: row[6],
-      buildTimestamp: row[7],
-      active: row[8] === 1,
-      url: row[4],
+      name: row.name,
+      version: row.version,
+      architecture: row.architecture,
+      sizeCompressed: row.size_compressed,
+      sizeInstalled: row.size_installed,
+      buildTimestamp: row.build_timestamp,
+      active: row.active === 1,
+      url: row.url,
       sha256: picked[i]!.hash,
     })),
     warnings,

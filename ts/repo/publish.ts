@@ -14,16 +14,14 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 
 import { pathExists } from '../fs.js';
-import { InputError } from '../errors.js';
-import { canonicalJson } from '../format/json.js';
+import { InputError, InternalError } from '../errors.js';
 import { compareUtf8 } from '../format/order.js';
 import { verifyPackage, type VerifiedPackage } from '../format/verify.js';
-import { DirLock, fsyncPath, sha256, sha256File, signingKeyInfo, type IndexEntryKey, type PackageFacts, type SigningKey } from '../native.js';
+import { DirLock, fsyncPath, sha256, sha256File, signingKeyInfo, type IndexEntryKey, type IndexGroup, type PackageFacts, type SigningKey } from '../native.js';
 import { duplicateError, entryTriple, firstDuplicate, orderArchive } from './archive.js';
 import { encodeDescriptor } from './descriptor.js';
-import { indexEntry } from './entry.js';
 import { detachedSignature } from './signature.js';
-import { filesScript, filesScriptPath, siteFiles } from './site/site.js';
+import { filesScript, filesScriptPath, SITE_PACKAGES, siteFiles } from './site/site.js';
 import { checkSignatures, KEYS_DIR, loadState, readTrustedKeys, StateLoadError, type LoadedState } from './state.js';
 import { DEFAULT_URL_TEMPLATE, renderUrl, statePathOf, statePathProblem } from './urlTemplate.js';
 import { ensureFile, removeLeftovers, Staging, swapIndexes, writeDescriptor } from './write.js';
@@ -178,21 +176,21 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
     const sourceDir = request.rebuild ? request.allPackagesDir : request.newDir;
     if (sourceDir === undefined) throw new InputError(request.rebuild ? '--rebuild requires --all-packages-dir' : '--new is required (or use --rebuild + --all-packages-dir)');
     const fresh = await readNewPackages(sourceDir, keys, request);
-    const newEntries = fresh.map((p) => {
-      const m = p.verified.manifest;
-      const url = renderUrl(request.urlTemplate, { name: m.name, version: m.version, arch: m.architecture, filename: p.file });
-      return indexEntry(m, { size: p.size, sha256: p.sha256 }, url);
-    });
-    const newIds = state.store.add(canonicalJson(newEntries));
-    const newKeys: IndexEntryKey[] = fresh.map((p, i) => {
-      const m = p.verified.manifest;
-      return { id: newIds[i]!, name: m.name, version: m.version, architecture: m.architecture, hash: p.sha256, url: String(newEntries[i]!.url) };
-    });
-    const previous = request.rebuild ? [] : (state.archive.entries ?? []);
-    const duplicate = firstDuplicate(previous, newKeys);
+    const newKeys = addEntries(state, fresh, request.urlTemplate);
+    const archiveDoc = request.rebuild ? undefined : state.archive.entries;
+    // Only the names the new packages bring are ordered here; the native store keeps every
+    // other entry where the previous archive has it.
+    const touched = archiveDoc ? state.store.named(archiveDoc, [...new Set(newKeys.map((e) => e.name))]) : [];
+    const duplicate = firstDuplicate(touched, newKeys);
     if (duplicate) throw duplicateError(newKeys, duplicate, fresh.map((p) => p.file));
-    checkPackageUrls(previous, newKeys, request.urlTemplate);
-    const { archive, active } = orderArchive([...previous, ...newKeys]);
+    checkPackageUrls(archiveDoc ? state.store.urlHolders(archiveDoc, newKeys.map((e) => e.url)) : [], newKeys, request.urlTemplate);
+    const { archive: touchedOrder } = orderArchive([...touched, ...newKeys]);
+    if (!state.store.arrangeMerged(archiveDoc, groupByName(touchedOrder))) {
+      // The previous archive's names are out of byte order, which neither this tool nor the
+      // reference writes: order every entry instead.
+      const { archive, active } = orderArchive([...(await state.store.documentKeys(archiveDoc!)), ...newKeys]);
+      state.store.arrange(archive.map((e) => e.id), active.map((e) => e.id));
+    }
     const indexVersion = Math.max(state.active.header.indexVersion, state.archive.header.indexVersion) + 1;
 
     const staging = await Staging.open(outDir);
@@ -203,29 +201,20 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
       }
       // Sidecars in archive order; packages sharing a directory share them, and the first one wins (§8.8).
       const freshById = new Map(newKeys.map((k, i) => [k.id, fresh[i]!]));
-      for (const entry of archive) {
+      for (const entry of touchedOrder) {
         const p = freshById.get(entry.id);
         if (!p) continue;
         const target = statePathOf(entry.url);
         if (target === undefined) continue;
         await writeSidecars(staging, outDir, target, entry.url, p.verified.facts);
       }
-      if (!inPlace) await carryForward(staging, inDir, outDir, previous);
-      const rows = await state.store.siteRows(archive.map((e) => e.id), active.map((e) => e.id));
-      const site = siteFiles({
-        repo: { name: state.descriptor.name, description: state.descriptor.description },
-        indexVersion,
-        generatedAt: request.timestamp,
-        rowsJson: rows,
-      });
+      if (!inPlace && archiveDoc) await carryForward(staging, inDir, outDir, await state.store.documentKeys(archiveDoc));
+      const site = siteFiles({ repo: { name: state.descriptor.name, description: state.descriptor.description }, indexVersion, generatedAt: request.timestamp });
       for (const file of site) await ensureFile(staging, outDir, file.path, file.content);
+      await staging.produce(SITE_PACKAGES, (path) => state.store.writeSiteScript(path, indexVersion, request.timestamp));
       const header = (kind: 'active' | 'archive') => ({ schemaVersion: 1, repo: state.descriptor.name, kind, indexVersion, generatedAt: request.timestamp });
       const signature = (sha: string) => detachedSignature(request.signingKey, sha);
-      await swapIndexes(outDir, state.store, { header: header('active'), ids: active.map((e) => e.id), signature }, {
-        header: header('archive'),
-        ids: archive.map((e) => e.id),
-        signature,
-      });
+      await swapIndexes(outDir, state.store, { header: header('active'), signature }, { header: header('archive'), signature });
       const descriptorBytes = encodeDescriptor(state.descriptor);
       await writeDescriptor(outDir, descriptorBytes, detachedSignature(request.signingKey, sha256(Buffer.from(descriptorBytes))));
     } finally {
@@ -239,15 +228,47 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
 }
 
 /**
+ * The index entries of the new packages, made in the native store from each package's
+ * manifest.json and file facts; their keys.
+ */
+function addEntries(state: LoadedState, fresh: readonly NewPackage[], urlTemplate: string): IndexEntryKey[] {
+  return fresh.map((p) => {
+    const m = p.verified.manifest;
+    const url = renderUrl(urlTemplate, { name: m.name, version: m.version, arch: m.architecture, filename: p.file });
+    const manifest = p.verified.facts.manifest;
+    if (manifest === undefined) throw new InternalError(`${p.path}: verified, yet its manifest.json bytes are missing`);
+    let id: number;
+    try {
+      [id] = state.store.addPackages([{ manifest, size: p.size, sha256: p.sha256, url }]) as [number];
+    } catch (error) {
+      throw new InputError(`${p.path}: cannot make its index entry: ${(error as Error).message} (nothing was published)`, { cause: error });
+    }
+    return { id, name: m.name, version: m.version, architecture: m.architecture, hash: p.sha256, url };
+  });
+}
+
+/** Consecutive entries of one name (archive order keeps them together) as the store's groups. */
+function groupByName(ordered: readonly IndexEntryKey[]): IndexGroup[] {
+  const groups: Array<{ name: string; ids: number[] }> = [];
+  for (const e of ordered) {
+    const last = groups[groups.length - 1];
+    if (last?.name === e.name) last.ids.push(e.id);
+    else groups.push({ name: e.name, ids: [e.id] });
+  }
+  return groups;
+}
+
+/**
  * New packages must land where nothing else is written and no other package lives: a URL inside
  * `index/` would be swapped away with the old indexes, and two packages on one URL would leave only
  * the last one's bytes, so the archive would name a file whose hash no longer matches.
  */
-function checkPackageUrls(previous: readonly IndexEntryKey[], fresh: readonly IndexEntryKey[], template: string): void {
-  // Only the URLs of the new packages matter; one pass over the archive finds who holds them.
-  const wanted = new Set(fresh.map((e) => e.url));
+function checkPackageUrls(holders: ReadonlyArray<IndexEntryKey | undefined>, fresh: readonly IndexEntryKey[], template: string): void {
+  // `holders[i]`: the archive entry that already has the URL of `fresh[i]`, found natively.
   const taken = new Map<string, IndexEntryKey>();
-  for (const e of previous) if (wanted.has(e.url) && !taken.has(e.url)) taken.set(e.url, e);
+  holders.forEach((h, i) => {
+    if (h && !taken.has(fresh[i]!.url)) taken.set(fresh[i]!.url, h);
+  });
   for (const entry of fresh) {
     const path = statePathOf(entry.url);
     const problem = path === undefined ? undefined : statePathProblem(path);

@@ -10,7 +10,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { CorruptDataError, FileSystemError, InputError } from '../errors.js';
-import { inspectIndex, IndexStore, parsePublicKey, sha256, type IndexEntryKey, type IndexHeader } from '../native.js';
+import { inspectIndex, IndexStore, parsePublicKey, sha256, type IndexDocumentIds, type IndexHeader } from '../native.js';
 import { decodeDescriptor, type Descriptor } from './descriptor.js';
 import { checkDetachedSignature } from './signature.js';
 
@@ -27,8 +27,8 @@ export interface IndexDocument {
   sha256: string;
   size: number;
   signature: Buffer | undefined;
-  /** Present when the entries were loaded into the store. */
-  entries?: IndexEntryKey[];
+  /** Where the entries are in the store, when they were loaded into it. */
+  entries?: IndexDocumentIds;
 }
 
 export interface LoadedState {
@@ -79,9 +79,14 @@ async function loadSignature(dir: string, doc: string): Promise<Buffer | undefin
 
 async function loadIndex(dir: string, doc: string, store: IndexStore | undefined): Promise<IndexDocument> {
   const path = join(dir, doc);
-  let loaded: { header: IndexHeader; sha256: string; size: number; entries?: IndexEntryKey[] };
+  let loaded: { header: IndexHeader; sha256: string; size: number; entries?: IndexDocumentIds };
   try {
-    loaded = store ? await store.load(path) : await inspectIndex(path);
+    if (store) {
+      const { doc, first, count, ...rest } = await store.load(path);
+      loaded = { ...rest, entries: { doc, first, count } };
+    } else {
+      loaded = await inspectIndex(path);
+    }
   } catch (error) {
     if (error instanceof FileSystemError) {
       throw new StateLoadError(`read ${doc}: ${error.osError === 'ENOENT' ? 'no such file or directory' : error.message}`);
@@ -93,8 +98,8 @@ async function loadIndex(dir: string, doc: string, store: IndexStore | undefined
 }
 
 /**
- * Loads the state in `dir`. `entries` says which indexes to load into the store (their keys come
- * back in `entries`); the others are only hashed and their headers read.
+ * Loads the state in `dir`. `entries` says which indexes to load into the store (`entries` then
+ * says where); the others are only hashed and their headers read.
  */
 export async function loadState(dir: string, entries: { active: boolean; archive: boolean }): Promise<LoadedState> {
   let descriptorBytes: Buffer;
@@ -116,8 +121,7 @@ export async function loadState(dir: string, entries: { active: boolean; archive
     (await readdir(dir)).filter((n) => n.startsWith(`${DESCRIPTOR}.sig.tmp-`)).map(async (n) => ({ path: join(dir, n), bytes: await readFile(join(dir, n)) })),
   );
   const store = IndexStore.create();
-  // Both at once: each is parsed on its own thread of the pool (a 100,000-entry archive takes
-  // about half a second), and the store records where each document's entries start.
+  // Both at once, each on its own thread of the pool.
   const [active, archive] = await Promise.all([
     loadIndex(dir, ACTIVE, entries.active ? store : undefined),
     loadIndex(dir, ARCHIVE, entries.archive ? store : undefined),

@@ -22,42 +22,13 @@ export interface VerifyReport {
   warnings: string[];
 }
 
-/**
- * Finds active entries in the archive. Active is a projection of the archive in archive order, so
- * one forward walk finds each entry without keying 100,000 of them; an index that is out of
- * order (which the walk runs off the end of) falls back to a map.
- */
-function archiveLookup(archive: readonly IndexEntryKey[]): (e: IndexEntryKey) => IndexEntryKey | undefined {
-  let next = 0;
-  let byTriple: Map<string, IndexEntryKey> | undefined;
-  return (e) => {
-    if (byTriple === undefined) {
-      while (next < archive.length) {
-        const a = archive[next++]!;
-        if (a.name === e.name && a.version === e.version && a.architecture === e.architecture) return a;
-      }
-      byTriple = new Map(archive.map((a) => [entryTriple(a), a]));
-    }
-    return byTriple.get(entryTriple(e));
-  };
-}
-
-function metadataIssues(state: LoadedState, keyProblems: string[], signatures: ReturnType<typeof checkSignatures>): string[] {
+async function metadataIssues(state: LoadedState, keyProblems: string[], signatures: ReturnType<typeof checkSignatures>): Promise<string[]> {
   const issues = [...keyProblems, ...signatures.problems];
-  const active = state.active.entries ?? [];
-  const archiveEntry = archiveLookup(state.archive.entries ?? []);
-  for (const e of active) {
-    const match = archiveEntry(e);
-    if (!match) issues.push(`active entry ${entryTriple(e)} has no matching archive entry (§6.3.5)`);
-    else if (match.hash !== e.hash) issues.push(`active entry ${entryTriple(e)} hash ${e.hash} differs from archive entry hash ${match.hash}`);
-  }
-  const names = new Set<string>();
-  for (const e of active) {
-    if (names.has(e.name)) issues.push(`active index has duplicate name "${e.name}" (§6.2.7)`);
-    names.add(e.name);
-  }
-  if (state.active.header.indexVersion < 1) issues.push(`active.index_version is ${state.active.header.indexVersion} (must be >= 1)`);
-  if (state.archive.header.indexVersion < 1) issues.push(`archive.index_version is ${state.archive.header.indexVersion} (must be >= 1)`);
+  const { active, archive } = state;
+  // The walk over every entry (subset, hashes, unique names) runs in the native store.
+  if (active.entries && archive.entries) issues.push(...(await state.store.checkActive(active.entries, archive.entries)));
+  if (active.header.indexVersion < 1) issues.push(`active.index_version is ${active.header.indexVersion} (must be >= 1)`);
+  if (archive.header.indexVersion < 1) issues.push(`archive.index_version is ${archive.header.indexVersion} (must be >= 1)`);
   return issues;
 }
 
@@ -68,10 +39,11 @@ interface HashTarget {
 }
 
 /** Every package the indexes name, once; the archive's hash wins where the two disagree. */
-function hashTargets(state: LoadedState, allPackagesDir: string | undefined, warnings: string[]): HashTarget[] {
+async function hashTargets(state: LoadedState, allPackagesDir: string | undefined, warnings: string[]): Promise<HashTarget[]> {
   const byTriple = new Map<string, IndexEntryKey>();
-  for (const e of state.active.entries ?? []) byTriple.set(entryTriple(e), e);
-  for (const e of state.archive.entries ?? []) byTriple.set(entryTriple(e), e);
+  for (const doc of [state.active.entries, state.archive.entries]) {
+    if (doc) for (const e of await state.store.documentKeys(doc)) byTriple.set(entryTriple(e), e);
+  }
   const targets: HashTarget[] = [];
   for (const [triple, e] of [...byTriple].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const file = `${triple}.peipkg`;
@@ -120,10 +92,10 @@ export async function verifyRepository(dir: string, mode: VerifyMode, allPackage
     if (signatures.pendingDescriptorSignature) {
       warnings.push(`repo.json: its signature is in ${signatures.pendingDescriptorSignature}; the next publish moves it to repo.json.sig`);
     }
-    issues.push(...metadataIssues(state, problems, signatures));
+    issues.push(...(await metadataIssues(state, problems, signatures)));
   }
   if (mode === 'hashes' || (mode === 'both' && issues.length === 0)) {
-    issues.push(...(await hashIssues(hashTargets(state, allPackagesDir, warnings))));
+    issues.push(...(await hashIssues(await hashTargets(state, allPackagesDir, warnings))));
   } else if (mode === 'both') {
     warnings.push('skipping hash check because metadata check found issues');
   }

@@ -107,8 +107,13 @@ export class Staging {
   }
 
   async write(target: string, data: string | Uint8Array): Promise<void> {
+    await this.produce(target, (temp) => writeDurable(temp, data));
+  }
+
+  /** Places at `<root>/<target>` the file `make` writes (new, fsynced) at the path it is given. */
+  async produce(target: string, make: (path: string) => Promise<void>): Promise<void> {
     const temp = this.next();
-    await writeDurable(temp, data);
+    await make(temp);
     await this.place(temp, target);
   }
 
@@ -126,21 +131,22 @@ export class Staging {
 
 export interface IndexDocumentOut {
   header: IndexHeader;
-  ids: readonly number[];
   signature: (sha256: string) => string;
 }
 
 /**
- * Writes active.json, archive.json and their signatures into a fresh `index.tmp-*` directory and
- * swaps it with `index/` atomically (or renames it in when there is no `index/` yet).
+ * Writes active.json, archive.json (as arranged in `store`) and their signatures into a fresh
+ * `index.tmp-*` directory and swaps it with `index/` atomically (or renames it in when there is no
+ * `index/` yet).
  */
 export async function swapIndexes(root: string, store: IndexStore, active: IndexDocumentOut, archive: IndexDocumentOut): Promise<void> {
   const temp = join(root, `index.${tempSuffix()}`);
   await mkdir(temp, { mode: 0o755 });
   // Both documents at once: each is encoded and written on its own thread of the pool.
   await Promise.all(
-    ([['active.json', active], ['archive.json', archive]] as const).map(async ([name, doc]) => {
-      const written = await store.write(join(temp, name), doc.header, doc.ids);
+    ([['active', active], ['archive', archive]] as const).map(async ([kind, doc]) => {
+      const name = `${kind}.json`;
+      const written = await store.write(join(temp, name), doc.header, kind);
       await writeDurable(join(temp, `${name}.sig`), doc.signature(written.sha256));
     }),
   );

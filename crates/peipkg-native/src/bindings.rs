@@ -12,7 +12,8 @@ use crate::ed25519::{self, SigningKey};
 use crate::error::{Error, Result};
 use crate::ffi::napi::{export, Env, TypeTag, Value};
 use crate::hash::{self, FileDigest};
-use crate::index::{self, Header as IndexHeader, RawEntry};
+use crate::index::{self, Header as IndexHeader};
+use crate::index_store::{Group, Kind, Store};
 use crate::pack::{self, Content, Entry, EntryKind, Spec};
 use crate::progress::Progress;
 use crate::read::{self, EntryFact, Limits, PackageFacts, ReadOptions};
@@ -47,9 +48,16 @@ pub fn register(env: Env, exports: Value) -> Result<()> {
         ("indexStoreCreate", index_store_create),
         ("indexLoad", index_load),
         ("indexInspect", index_inspect),
-        ("indexAddEntries", index_add_entries),
+        ("indexKeys", index_keys),
+        ("indexDocumentKeys", index_document_keys),
+        ("indexNamed", index_named),
+        ("indexUrlHolders", index_url_holders),
+        ("indexAddPackages", index_add_packages),
+        ("indexCheckActive", index_check_active),
+        ("indexArrange", index_arrange),
+        ("indexArrangeMerged", index_arrange_merged),
         ("indexWrite", index_write),
-        ("indexEntryJson", index_entry_json),
+        ("indexWriteSiteScript", index_write_site_script),
         ("indexSiteRows", index_site_rows),
         ("signingKeyLoad", signing_key_load),
         ("signingKeyFromBytes", signing_key_from_bytes),
@@ -558,29 +566,20 @@ fn append_signature(env: Env, args: &[Value]) -> Result<Value> {
 
 // --- repository indexes ----------------------------------------------------------------------
 
-/// Index entries held in native memory; JavaScript addresses them by position.
+/// A command's repository indexes (`index_store.rs`); JavaScript addresses entries by id.
+/// Write-locked only to add documents, entries or an order; documents are parsed, checked and
+/// encoded on the pool's threads under the read lock (the two indexes of a publish at once).
 #[derive(Default)]
-struct IndexStore {
-    /// Read-locked while documents are encoded (the two indexes of a publish at once).
-    entries: RwLock<Vec<RawEntry>>,
-}
+struct IndexStore(RwLock<Store>);
 
 impl IndexStore {
-    /// Appends `new`; returns the position of the first one and how many there were.
-    fn append(&self, new: Vec<RawEntry>) -> (usize, usize) {
-        let mut entries = self.entries.write().expect("index store lock");
-        let first = entries.len();
-        let count = new.len();
-        entries.extend(new);
-        (first, count)
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Store> {
+        self.0.read().expect("index store lock")
     }
-}
 
-/// The entries at positions `ids`, in that order; `what` names the argument in the error.
-fn pick<'a>(entries: &'a [RawEntry], ids: &[u32], what: &str) -> Result<Vec<&'a RawEntry>> {
-    ids.iter()
-        .map(|&i| entries.get(i as usize).ok_or_else(|| Error::argument(format!("{what}: no entry {i}"))))
-        .collect()
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Store> {
+        self.0.write().expect("index store lock")
+    }
 }
 
 fn store_arg(env: Env, args: &[Value]) -> Result<Arc<IndexStore>> {
@@ -601,22 +600,49 @@ fn header_value(env: Env, h: &IndexHeader) -> Result<Value> {
     Ok(o)
 }
 
+fn header_arg(env: Env, h: Value) -> Result<IndexHeader> {
+    let int =
+        |key: &str| -> Result<i64> { Ok(env.get_u64(env.need(h, key, "header")?, &format!("header.{key}"))? as i64) };
+    let text = |key: &str| -> Result<String> { env.get_string(env.need(h, key, "header")?, &format!("header.{key}")) };
+    Ok(IndexHeader {
+        schema_version: int("schemaVersion")?,
+        repo: text("repo")?,
+        kind: text("kind")?,
+        index_version: int("indexVersion")?,
+        generated_at: text("generatedAt")?,
+    })
+}
+
+fn strings_arg(env: Env, v: Value, what: &str) -> Result<Vec<String>> {
+    env.get_array(v, what)?.into_iter().map(|s| env.get_string(s, what)).collect()
+}
+
+fn doc_arg(env: Env, args: &[Value], i: usize, what: &str) -> Result<usize> {
+    Ok(env.get_u64(arg(args, i, what)?, what)? as usize)
+}
+
+fn ids_value(env: Env, ids: impl IntoIterator<Item = u32>) -> Result<Value> {
+    let values = ids.into_iter().map(|id| env.number(f64::from(id))).collect::<Result<Vec<_>>>()?;
+    env.array(&values)
+}
+
 /// Name, version, architecture, hash and url of each entry, NUL-separated: one string crosses
-/// the boundary instead of half a million.
-fn entry_keys(entries: &[RawEntry]) -> String {
-    let mut keys = String::with_capacity(entries.len() * 160);
-    for e in entries {
-        for field in [e.keys.name.as_str(), &e.keys.version, &e.keys.architecture, e.keys.hash(), &e.keys.url] {
+/// the boundary instead of five per entry.
+fn keys_text(store: &Store, ids: impl Iterator<Item = u32>) -> Result<String> {
+    let mut text = String::new();
+    for id in ids {
+        let k = store.keys(id)?;
+        for field in [k.name.as_str(), &k.version, &k.architecture, k.hash(), &k.url] {
             // A NUL inside a value would shift every later field; no valid value holds one.
             if field.contains('\0') {
-                keys.push_str(&field.replace('\0', "\u{fffd}"));
+                text.push_str(&field.replace('\0', "\u{fffd}"));
             } else {
-                keys.push_str(field);
+                text.push_str(field);
             }
-            keys.push('\0');
+            text.push('\0');
         }
     }
-    keys
+    Ok(text)
 }
 
 fn index_load(env: Env, args: &[Value]) -> Result<Value> {
@@ -626,18 +652,18 @@ fn index_load(env: Env, args: &[Value]) -> Result<Value> {
         "peipkg.indexLoad",
         move || {
             let loaded = index::load(&path)?;
-            let keys = entry_keys(&loaded.entries);
-            let (first, count) = store.append(loaded.entries);
-            Ok((loaded.header, loaded.sha256, loaded.size, first, count, keys))
+            let (header, sha256, size) = (loaded.header.clone(), loaded.sha256, loaded.bytes.len());
+            let ids = store.write().add_document(loaded);
+            Ok((header, sha256, size, ids))
         },
-        |env, (header, sha256, size, first, count, keys)| {
+        |env, (header, sha256, size, ids)| {
             let o = env.object()?;
             env.set(o, "header", header_value(env, &header)?)?;
             env.set(o, "sha256", env.string(&hash::to_hex(&sha256))?)?;
             env.set(o, "size", env.number(size as f64)?)?;
-            env.set(o, "first", env.number(first as f64)?)?;
-            env.set(o, "count", env.number(count as f64)?)?;
-            env.set(o, "keys", env.string(&keys)?)?;
+            env.set(o, "doc", env.number(ids.doc as f64)?)?;
+            env.set(o, "first", env.number(ids.first as f64)?)?;
+            env.set(o, "count", env.number(ids.count as f64)?)?;
             Ok(o)
         },
     )
@@ -658,47 +684,147 @@ fn index_inspect(env: Env, args: &[Value]) -> Result<Value> {
     )
 }
 
-fn index_add_entries(env: Env, args: &[Value]) -> Result<Value> {
+fn index_keys(env: Env, args: &[Value]) -> Result<Value> {
     let store = store_arg(env, args)?;
-    let json = env.get_string(arg(args, 1, "entriesJson")?, "entriesJson")?;
-    let (first, count) = store.append(index::parse_entries(&json)?);
-    let o = env.object()?;
-    env.set(o, "first", env.number(first as f64)?)?;
-    env.set(o, "count", env.number(count as f64)?)?;
-    Ok(o)
+    let ids = env.get_u32_array(arg(args, 1, "ids")?, "ids")?;
+    let text = keys_text(&store.read(), ids.into_iter())?;
+    env.string(&text)
+}
+
+fn index_document_keys(env: Env, args: &[Value]) -> Result<Value> {
+    let store = store_arg(env, args)?;
+    let doc = doc_arg(env, args, 1, "doc")?;
+    env.promise(
+        "peipkg.indexDocumentKeys",
+        move || {
+            let store = store.read();
+            let ids = store.document_ids(doc)?;
+            keys_text(&store, ids.map(|i| i as u32))
+        },
+        |env, text| env.string(&text),
+    )
+}
+
+fn index_named(env: Env, args: &[Value]) -> Result<Value> {
+    let store = store_arg(env, args)?;
+    let doc = doc_arg(env, args, 1, "doc")?;
+    let names = strings_arg(env, arg(args, 2, "names")?, "names")?;
+    let ids = store.read().named(doc, &names)?;
+    ids_value(env, ids)
+}
+
+fn index_url_holders(env: Env, args: &[Value]) -> Result<Value> {
+    let store = store_arg(env, args)?;
+    let doc = doc_arg(env, args, 1, "doc")?;
+    let urls = strings_arg(env, arg(args, 2, "urls")?, "urls")?;
+    let holders = store.read().url_holders(doc, &urls)?;
+    let values = holders
+        .into_iter()
+        .map(|h| h.map_or_else(|| env.number(-1.0), |id| env.number(f64::from(id))))
+        .collect::<Result<Vec<_>>>()?;
+    env.array(&values)
+}
+
+fn index_add_packages(env: Env, args: &[Value]) -> Result<Value> {
+    let store = store_arg(env, args)?;
+    let packages = env
+        .get_array(arg(args, 1, "packages")?, "packages")?
+        .into_iter()
+        .map(|p| {
+            Ok(index::NewPackage {
+                manifest: env.get_bytes(env.need(p, "manifest", "package")?, "package.manifest")?,
+                size: env.get_u64(env.need(p, "size", "package")?, "package.size")?,
+                sha256: env.get_string(env.need(p, "sha256", "package")?, "package.sha256")?,
+                url: env.get_string(env.need(p, "url", "package")?, "package.url")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let first = store.write().add_packages(&packages)?;
+    env.number(first as f64)
+}
+
+fn index_check_active(env: Env, args: &[Value]) -> Result<Value> {
+    let store = store_arg(env, args)?;
+    let active = doc_arg(env, args, 1, "activeDoc")?;
+    let archive = doc_arg(env, args, 2, "archiveDoc")?;
+    env.promise(
+        "peipkg.indexCheckActive",
+        move || store.read().check_active(active, archive),
+        |env, problems| {
+            let values = problems.iter().map(|p| env.string(p)).collect::<Result<Vec<_>>>()?;
+            env.array(&values)
+        },
+    )
+}
+
+fn index_arrange(env: Env, args: &[Value]) -> Result<Value> {
+    let store = store_arg(env, args)?;
+    let archive = env.get_u32_array(arg(args, 1, "archive")?, "archive")?;
+    let active = env.get_u32_array(arg(args, 2, "active")?, "active")?;
+    store.write().arrange(archive, active)?;
+    env.undefined()
+}
+
+fn index_arrange_merged(env: Env, args: &[Value]) -> Result<Value> {
+    let store = store_arg(env, args)?;
+    let doc = opt_arg(env, args, 1)?.map(|v| env.get_u64(v, "doc")).transpose()?.map(|d| d as usize);
+    let names = strings_arg(env, arg(args, 2, "names")?, "names")?;
+    let ids = env.get_u32_array(arg(args, 3, "ids")?, "ids")?;
+    let lengths = env.get_u32_array(arg(args, 4, "lengths")?, "lengths")?;
+    if names.len() != lengths.len() || lengths.iter().map(|&l| l as usize).sum::<usize>() != ids.len() {
+        return Err(Error::argument("names, ids and lengths do not describe the same groups"));
+    }
+    let mut rest = ids.as_slice();
+    let groups = names
+        .into_iter()
+        .zip(lengths)
+        .map(|(name, len)| {
+            let (group, tail) = rest.split_at(len as usize);
+            rest = tail;
+            Group { name, ids: group.to_vec() }
+        })
+        .collect();
+    let merged = store.write().arrange_merged(doc, groups)?;
+    env.boolean(merged)
+}
+
+fn kind_arg(env: Env, v: Value) -> Result<Kind> {
+    match env.get_string(v, "kind")?.as_str() {
+        "active" => Ok(Kind::Active),
+        "archive" => Ok(Kind::Archive),
+        other => Err(Error::argument(format!("kind must be \"active\" or \"archive\", not {other:?}"))),
+    }
 }
 
 fn index_write(env: Env, args: &[Value]) -> Result<Value> {
     let store = store_arg(env, args)?;
     let path = path_arg(env, args, 1, "path")?;
-    let h = arg(args, 2, "header")?;
-    let int =
-        |key: &str| -> Result<i64> { Ok(env.get_u64(env.need(h, key, "header")?, &format!("header.{key}"))? as i64) };
-    let text = |key: &str| -> Result<String> { env.get_string(env.need(h, key, "header")?, &format!("header.{key}")) };
-    let header = IndexHeader {
-        schema_version: int("schemaVersion")?,
-        repo: text("repo")?,
-        kind: text("kind")?,
-        index_version: int("indexVersion")?,
-        generated_at: text("generatedAt")?,
-    };
-    let order = env.get_u32_array(arg(args, 3, "order")?, "order")?;
+    let header = header_arg(env, arg(args, 2, "header")?)?;
+    let kind = kind_arg(env, arg(args, 3, "kind")?)?;
     env.promise(
         "peipkg.indexWrite",
-        move || {
-            let entries = store.entries.read().expect("index store lock");
-            let picked = pick(&entries, &order, "order")?;
-            let bytes = index::encode(&header, &picked)?;
-            drop(entries);
-            index::write_new(&path, &bytes)?;
-            Ok((hash::sha256(&bytes), bytes.len()))
-        },
+        move || store.read().write(&path, &header, kind),
         |env, (sha256, size)| {
             let o = env.object()?;
             env.set(o, "sha256", env.string(&hash::to_hex(&sha256))?)?;
             env.set(o, "size", env.number(size as f64)?)?;
             Ok(o)
         },
+    )
+}
+
+fn index_write_site_script(env: Env, args: &[Value]) -> Result<Value> {
+    let store = store_arg(env, args)?;
+    let path = path_arg(env, args, 1, "path")?;
+    let index_version = env.get_u64(arg(args, 2, "indexVersion")?, "indexVersion")? as i64;
+    let generated_at = env.get_string(arg(args, 3, "generatedAt")?, "generatedAt")?;
+    env.promise(
+        "peipkg.indexWriteSiteScript",
+        move || {
+            let bytes = store.read().site_script(index_version, &generated_at)?;
+            index::write_new(&path, &bytes)
+        },
+        |env, ()| env.undefined(),
     )
 }
 
@@ -710,21 +836,13 @@ fn index_site_rows(env: Env, args: &[Value]) -> Result<Value> {
     env.promise(
         "peipkg.indexSiteRows",
         move || {
-            let entries = store.entries.read().expect("index store lock");
-            let picked = pick(&entries, &ids, "ids")?;
-            let flags: Vec<bool> = ids.iter().map(|i| active.contains(i)).collect();
-            index::site_rows(&picked, &flags)
+            let rows = store.read().site_rows(&ids, &active)?;
+            let columns = serde_json::to_string(&index::SITE_COLUMNS).map_err(|e| Error::argument(e.to_string()))?;
+            let rows = String::from_utf8(rows).map_err(|_| Error::argument("site rows are not UTF-8"))?;
+            Ok(format!("{{\"columns\":{columns},\"rows\":{rows}}}"))
         },
         |env, rows| env.string(&rows),
     )
-}
-
-fn index_entry_json(env: Env, args: &[Value]) -> Result<Value> {
-    let store = store_arg(env, args)?;
-    let i = env.get_u64(arg(args, 1, "index")?, "index")? as usize;
-    let entries = store.entries.read().expect("index store lock");
-    let entry = entries.get(i).ok_or_else(|| Error::argument(format!("no entry {i}")))?;
-    env.string(std::str::from_utf8(&entry.json).map_err(|_| Error::argument("entry is not UTF-8"))?)
 }
 
 // --- Ed25519 -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
+use std::ops::Range;
 use std::path::Path;
 
 use serde::de::IgnoredAny;
@@ -161,10 +162,19 @@ impl<P> Document<P> {
     }
 }
 
+/// The bytes of the document at `path`, in one allocation of the right size (a 1,000,000-entry
+/// archive is over half a gigabyte).
+fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    let mut file = File::open(path).map_err(|e| Error::io("read", path, e))?;
+    let len = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(len + 1);
+    file.read_to_end(&mut bytes).map_err(|e| Error::io("read", path, e))?;
+    Ok(bytes)
+}
+
 /// The bytes of the document at `path`, and their SHA-256 (what a detached signature covers).
 fn read_document(path: &Path) -> Result<(Vec<u8>, [u8; 32])> {
-    let mut bytes = Vec::new();
-    File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| Error::io("read", path, e))?;
+    let bytes = read_bytes(path)?;
     let sha256: [u8; 32] = Sha256::digest(&bytes).into();
     Ok((bytes, sha256))
 }
@@ -207,26 +217,15 @@ impl Keys {
     pub fn hash(&self) -> &str {
         &self.hash_ref.0
     }
-}
 
-/// One entry: its canonical JSON bytes and its keys.
-#[derive(Clone, Debug)]
-pub struct RawEntry {
-    pub json: Box<[u8]>,
-    pub keys: Keys,
-}
-
-impl RawEntry {
-    fn from_entry(entry: &Entry) -> Result<RawEntry> {
-        let json = encode_entry(entry)?.into_boxed_slice();
-        let keys = Keys {
+    fn of(entry: &Entry) -> Keys {
+        Keys {
             name: entry.name.clone(),
             version: entry.version.clone(),
             architecture: entry.architecture.clone(),
             hash_ref: HashKeyWrapper(entry.hash.value.clone()),
             url: entry.url.clone(),
-        };
-        Ok(RawEntry { json, keys })
+        }
     }
 }
 
@@ -239,27 +238,69 @@ struct HeaderOut<'a> {
     generated_at: &'a str,
 }
 
+/// A document as read: its bytes, where each entry's JSON lies in them, and each entry's keys.
 pub struct Loaded {
     pub header: Header,
-    pub entries: Vec<RawEntry>,
+    pub bytes: Vec<u8>,
+    pub spans: Vec<Range<usize>>,
+    pub keys: Vec<Keys>,
     /// SHA-256 and length of the file's bytes, as read (what a detached signature covers).
     pub sha256: [u8; 32],
-    pub size: u64,
 }
 
+/// Below this many entries, the keys are read on the calling thread alone.
+const PARALLEL_KEYS: usize = 20_000;
+
+/// Reads and parses the document at `path` once: the entries stay as spans of its bytes (written
+/// back verbatim), and only their keys are decoded, across the machine's cores while another
+/// thread hashes the bytes.
 pub fn load(path: &Path) -> Result<Loaded> {
-    let (bytes, sha256) = read_document(path)?;
-    let doc: Document<Option<Vec<&RawValue>>> = serde_json::from_slice(&bytes).map_err(|e| parse_error(path, e))?;
-    let (header, packages) = doc.into_parts();
-    let entries = packages
-        .unwrap_or_default()
-        .into_iter()
-        .map(|raw| {
-            let keys: Keys = serde_json::from_str(raw.get()).map_err(|e| parse_error(path, e))?;
-            Ok(RawEntry { json: raw.get().as_bytes().into(), keys })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Loaded { header, entries, sha256, size: bytes.len() as u64 })
+    let bytes = read_bytes(path)?;
+    let parse_keys = |spans: &[Range<usize>]| -> Result<Vec<Keys>> {
+        spans
+            .iter()
+            .map(|s| serde_json::from_slice::<Keys>(&bytes[s.clone()]).map_err(|e| parse_error(path, e)))
+            .collect()
+    };
+    let (sha256, parsed) = std::thread::scope(|outer| {
+        let sha256 = outer.spawn(|| -> [u8; 32] { Sha256::digest(&bytes).into() });
+        let parsed = (|| -> Result<(Header, Vec<Range<usize>>, Vec<Keys>)> {
+            let doc: Document<Option<Vec<&RawValue>>> =
+                serde_json::from_slice(&bytes).map_err(|e| parse_error(path, e))?;
+            let (header, packages) = doc.into_parts();
+            let base = bytes.as_ptr() as usize;
+            let spans: Vec<Range<usize>> = packages
+                .unwrap_or_default()
+                .into_iter()
+                .map(|raw| {
+                    // Borrowed from `bytes`: the offset is the distance between the two pointers.
+                    let start = raw.get().as_ptr() as usize - base;
+                    start..start + raw.get().len()
+                })
+                .collect();
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+            let keys = if spans.len() < PARALLEL_KEYS || threads < 2 {
+                parse_keys(&spans)?
+            } else {
+                let chunk = spans.len().div_ceil(threads);
+                std::thread::scope(|inner| {
+                    let parts: Vec<_> = spans.chunks(chunk).map(|part| inner.spawn(move || parse_keys(part))).collect();
+                    let mut keys = Vec::with_capacity(spans.len());
+                    for part in parts {
+                        keys.extend(
+                            part.join().unwrap_or_else(|_| Err(Error::argument("index keys: a thread panicked")))?,
+                        );
+                    }
+                    Ok::<_, Error>(keys)
+                })?
+            };
+            Ok((header, spans, keys))
+        })();
+        (sha256.join(), parsed)
+    });
+    let sha256 = sha256.map_err(|_| Error::argument("index hash: a thread panicked"))?;
+    let (header, spans, keys) = parsed?;
+    Ok(Loaded { header, bytes, spans, keys, sha256 })
 }
 
 /// The header, SHA-256 and size of a document, without keeping its entries (they are still
@@ -269,6 +310,40 @@ pub fn inspect(path: &Path) -> Result<(Header, [u8; 32], u64)> {
     let doc: Document<IgnoredAny> = serde_json::from_slice(&bytes).map_err(|e| parse_error(path, e))?;
     Ok((doc.into_parts().0, sha256, bytes.len() as u64))
 }
+
+/// What publish knows of a new package: its manifest.json bytes and the facts of the file.
+pub struct NewPackage {
+    pub manifest: Vec<u8>,
+    pub size: u64,
+    pub sha256: String,
+    pub url: String,
+}
+
+/// The index entry of a new package (§5.3): the manifest's members (unknown ones dropped, empty
+/// optional strings left out), the file's size and SHA-256, its URL, and `build` without
+/// `source_ref`. Returns the entry's canonical bytes and its keys.
+pub fn package_entry(package: &NewPackage) -> Result<(Vec<u8>, Keys)> {
+    let mut entry: Entry = serde_json::from_slice(&package.manifest)
+        .map_err(|e| Error::new(Code::Format, format!("manifest.json: {e}")))?;
+    entry.size_compressed = package.size;
+    entry.hash = HashRef { algorithm: "sha256".into(), value: package.sha256.clone() };
+    entry.url = package.url.clone();
+    Ok((encode_entry(&entry)?, Keys::of(&entry)))
+}
+
+/// The browse site's columns: the one place that says what a row holds. Writers emit them with the
+/// rows, and readers look columns up by name.
+pub const SITE_COLUMNS: [&str; 9] = [
+    "name",
+    "version",
+    "architecture",
+    "description",
+    "url",
+    "size_compressed",
+    "size_installed",
+    "build_timestamp",
+    "active",
+];
 
 #[derive(Deserialize)]
 struct SiteFields {
@@ -290,32 +365,59 @@ struct SiteFields {
     build: BuildRef,
 }
 
-/// The browse site's rows: `[name, version, architecture, description, url, size_compressed,
-/// size_installed, build timestamp, active]` per entry, as JSON text.
-pub fn site_rows(entries: &[&RawEntry], active: &[bool]) -> Result<String> {
-    let mut rows = Vec::with_capacity(entries.len());
-    for (entry, is_active) in entries.iter().zip(active) {
-        let f: SiteFields =
-            serde_json::from_slice(&entry.json).map_err(|e| Error::argument(format!("site rows: {e}")))?;
-        rows.push(serde_json::json!([
-            f.name,
-            f.version,
-            f.architecture,
-            f.description,
-            f.url,
-            f.size_compressed,
-            f.size_installed,
-            f.build.timestamp,
-            u8::from(*is_active)
-        ]));
-    }
-    serde_json::to_string(&rows).map_err(|e| Error::argument(format!("site rows: {e}")))
+/// Appends one site row (see `SITE_COLUMNS`) for the entry `json` to `out`, as JSON text.
+pub fn site_row(json: &[u8], active: bool, out: &mut Vec<u8>) -> Result<()> {
+    let f: SiteFields = serde_json::from_slice(json).map_err(|e| Error::argument(format!("site rows: {e}")))?;
+    let row = (
+        f.name.as_str(),
+        f.version.as_str(),
+        f.architecture.as_str(),
+        f.description.as_str(),
+        f.url.as_str(),
+        f.size_compressed,
+        f.size_installed,
+        f.build.timestamp.as_str(),
+        u8::from(active),
+    );
+    serde_json::to_writer(out, &row).map_err(|e| Error::argument(format!("site rows: {e}")))
 }
 
-/// Entries from JSON text (an array of entry objects), normalised to canonical bytes.
-pub fn parse_entries(json: &str) -> Result<Vec<RawEntry>> {
-    let entries: Vec<Entry> = serde_json::from_str(json).map_err(|e| Error::argument(format!("index entries: {e}")))?;
-    entries.iter().map(RawEntry::from_entry).collect()
+/// Escapes JSON text for a script (what `scriptJson` in `ts/repo/site/escape.ts` does): `<`, `>`,
+/// `&` and every UTF-16 unit from U+007F up become `\uxxxx`, so the text cannot close a `<script>`
+/// element and stays ASCII. In valid JSON those characters only occur inside strings, where the
+/// escape means the same character.
+pub fn script_json(json: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let unit = |u: u16, out: &mut Vec<u8>| {
+        out.extend_from_slice(b"\\u");
+        for shift in [12, 8, 4, 0] {
+            out.push(HEX[usize::from((u >> shift) & 0xf)]);
+        }
+    };
+    let mut rest = json;
+    while let Some(i) = rest.iter().position(|&b| b == b'<' || b == b'>' || b == b'&' || b >= 0x7f) {
+        out.extend_from_slice(&rest[..i]);
+        let b = rest[i];
+        if b < 0x80 {
+            unit(u16::from(b), out);
+            rest = &rest[i + 1..];
+            continue;
+        }
+        // A UTF-8 sequence (the caller's JSON is valid UTF-8): its code point, as UTF-16 units.
+        let len = match b {
+            0xc0..=0xdf => 2,
+            0xe0..=0xef => 3,
+            _ => 4,
+        };
+        let seq = &rest[i..(i + len).min(rest.len())];
+        let c = std::str::from_utf8(seq).ok().and_then(|s| s.chars().next()).unwrap_or('\u{fffd}');
+        let mut buf = [0u16; 2];
+        for u in c.encode_utf16(&mut buf) {
+            unit(*u, out);
+        }
+        rest = &rest[i + seq.len()..];
+    }
+    out.extend_from_slice(rest);
 }
 
 /// serde_json writes U+2028 and U+2029 raw; the canonical encoding escapes them (§3).
@@ -338,8 +440,9 @@ fn escape_line_separators(json: Vec<u8>) -> Vec<u8> {
     out
 }
 
-/// The canonical bytes of an index document with `entries` in the given order, newline included.
-pub fn encode(header: &Header, entries: &[&RawEntry]) -> Result<Vec<u8>> {
+/// The canonical bytes of an index document with `entries` (each an entry's canonical JSON) in the
+/// given order, newline included.
+pub fn encode<'a>(header: &Header, entries: impl ExactSizeIterator<Item = &'a [u8]> + Clone) -> Result<Vec<u8>> {
     let head = HeaderOut {
         schema_version: header.schema_version,
         repo: &header.repo,
@@ -349,14 +452,14 @@ pub fn encode(header: &Header, entries: &[&RawEntry]) -> Result<Vec<u8>> {
     };
     let mut out =
         escape_line_separators(serde_json::to_vec(&head).map_err(|e| Error::argument(format!("encode index: {e}")))?);
-    out.reserve(entries.iter().map(|e| e.json.len() + 1).sum::<usize>() + 16);
+    out.reserve(entries.clone().map(|e| e.len() + 1).sum::<usize>() + 16);
     out.pop(); // the header object's closing brace
     out.extend_from_slice(b",\"packages\":[");
-    for (i, entry) in entries.iter().enumerate() {
+    for (i, entry) in entries.enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(&entry.json);
+        out.extend_from_slice(entry);
     }
     out.extend_from_slice(b"]}\n");
     Ok(out)
@@ -385,6 +488,13 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// Entries from JSON text (an array of entry objects), normalised to canonical bytes.
+    fn parse_entries(json: &str) -> Result<Vec<Vec<u8>>> {
+        let entries: Vec<Entry> =
+            serde_json::from_str(json).map_err(|e| Error::argument(format!("index entries: {e}")))?;
+        entries.iter().map(encode_entry).collect()
+    }
+
     const HELLO: &str = r#"{"schema_version":1,"repo":"rt","kind":"active","index_version":2,"generated_at":"2026-05-07T01:00:00Z","packages":[{"name":"hello","version":"0.1-1","architecture":"noarch","description":"Smallest legal peipkg test fixture.","license":"CC0-1.0","homepage":"https://peios.org","dependencies":[],"optional_dependencies":[],"conflicts":[],"provides":[],"replaces":[],"side_effects":[],"size_compressed":570,"size_installed":14,"hash":{"algorithm":"sha256","value":"64840dab60cebcd13387aaf7cd4a1be3ee756698077476aeeaafdaf2256c8abf"},"url":"/p/hello/0.1-1/hello_0.1-1_noarch.peipkg","build":{"timestamp":"2026-05-06T12:00:00Z","farm_id":"test-farm-1"}}]}
 "#;
 
@@ -395,13 +505,14 @@ mod tests {
         let path = dir.join("active.json");
         std::fs::write(&path, HELLO).unwrap();
         let loaded = load(&path).unwrap();
-        assert_eq!(loaded.entries[0].keys.name, "hello");
-        assert_eq!(loaded.entries[0].keys.hash(), "64840dab60cebcd13387aaf7cd4a1be3ee756698077476aeeaafdaf2256c8abf");
-        let out = encode(&loaded.header, &loaded.entries.iter().collect::<Vec<_>>()).unwrap();
+        assert_eq!(loaded.keys[0].name, "hello");
+        assert_eq!(loaded.keys[0].hash(), "64840dab60cebcd13387aaf7cd4a1be3ee756698077476aeeaafdaf2256c8abf");
+        let raw = &loaded.bytes[loaded.spans[0].clone()];
+        let out = encode(&loaded.header, [raw].into_iter()).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), HELLO);
         // Re-encoding the parsed entry gives the same bytes as reusing them.
-        let reparsed = parse_entries(&format!("[{}]", std::str::from_utf8(&loaded.entries[0].json).unwrap())).unwrap();
-        assert_eq!(reparsed[0].json, loaded.entries[0].json);
+        let reparsed = parse_entries(&format!("[{}]", std::str::from_utf8(raw).unwrap())).unwrap();
+        assert_eq!(reparsed[0], raw);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -409,10 +520,29 @@ mod tests {
     fn normalises_like_the_reference() {
         let text = r#"[{"name":"z","dependencies":[{"name":"a","constraint":"","arch":"any","extra":1}],"description":"A \"tool\" <b>&\u2028</b> é","side_effects":null,"unknown":{"x":[1]}}]"#;
         let entries = parse_entries(text).unwrap();
-        let out = String::from_utf8(entries[0].json.to_vec()).unwrap();
+        let out = String::from_utf8(entries[0].clone()).unwrap();
         assert!(out.contains(r#""dependencies":[{"name":"a","arch":"any"}]"#), "{out}");
         assert!(out.contains(r#""description":"A \"tool\" <b>&\u2028</b> é""#), "{out}");
         assert!(out.contains(r#""side_effects":[]"#));
         assert!(!out.contains("unknown"));
+    }
+
+    #[test]
+    fn a_package_entry_takes_the_manifest_members_and_the_file_facts() {
+        let manifest = br#"{"schema_version":1,"name":"a","version":"1.0-1","architecture":"noarch","description":"d","license":"MIT","homepage":"","dependencies":[{"name":"b","constraint":">= 1"}],"optional_dependencies":[],"conflicts":[],"provides":[{"name":"c","version":""}],"replaces":[],"side_effects":[],"size_installed":5,"sd_overrides":[],"build":{"timestamp":"2026-01-01T00:00:00Z","farm_id":"f","source_ref":"git"}}"#;
+        let package = NewPackage { manifest: manifest.to_vec(), size: 9, sha256: "ab".into(), url: "/p/a".into() };
+        let (json, keys) = package_entry(&package).unwrap();
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            r#"{"name":"a","version":"1.0-1","architecture":"noarch","description":"d","license":"MIT","homepage":"","dependencies":[{"name":"b","constraint":">= 1"}],"optional_dependencies":[],"conflicts":[],"provides":[{"name":"c"}],"replaces":[],"side_effects":[],"size_compressed":9,"size_installed":5,"hash":{"algorithm":"sha256","value":"ab"},"url":"/p/a","build":{"timestamp":"2026-01-01T00:00:00Z","farm_id":"f"}}"#
+        );
+        assert_eq!((keys.name.as_str(), keys.hash(), keys.url.as_str()), ("a", "ab", "/p/a"));
+    }
+
+    #[test]
+    fn script_json_escapes_like_the_site_module() {
+        let mut out = Vec::new();
+        script_json("[\"</script>&\u{7f}é\u{2028}😀\"]".as_bytes(), &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), r#"["\u003c/script\u003e\u0026\u007f\u00e9\u2028\ud83d\ude00"]"#);
     }
 }

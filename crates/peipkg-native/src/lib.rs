@@ -17,6 +17,7 @@ mod ffi;
 pub mod hash;
 pub mod idmap;
 pub mod index;
+pub mod index_store;
 pub mod pack;
 pub mod progress;
 pub mod read;

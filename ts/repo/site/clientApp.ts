@@ -12,8 +12,15 @@ import { CLIENT_DETAIL_JS } from './clientDetail.js';
 import { CLIENT_PATHS_JS } from './clientPaths.js';
 
 const CLIENT_LIST_JS = String.raw`
-var ROW_NAME = 0, ROW_VERSION = 1, ROW_ARCH = 2, ROW_DESC = 3, ROW_URL = 4, ROW_SIZE = 5,
-  ROW_INSTALLED = 6, ROW_BUILT = 7, ROW_ACTIVE = 8;
+/* Where each cell is in a row: assets/packages.js names its columns, so the layout lives only
+   where the rows are written (index.rs, SITE_COLUMNS). A column it lacks reads as empty. */
+var ROW_NAME, ROW_VERSION, ROW_ARCH, ROW_DESC, ROW_URL, ROW_SIZE, ROW_INSTALLED, ROW_BUILT, ROW_ACTIVE;
+function readColumns(columns) {
+  function at(name) { return Array.isArray(columns) ? columns.indexOf(name) : -1; }
+  ROW_NAME = at('name'); ROW_VERSION = at('version'); ROW_ARCH = at('architecture');
+  ROW_DESC = at('description'); ROW_URL = at('url'); ROW_SIZE = at('size_compressed');
+  ROW_INSTALLED = at('size_installed'); ROW_BUILT = at('build_timestamp'); ROW_ACTIVE = at('active');
+}
 var LIST_LIMIT = 250;
 var FILES_LIMIT = 1000;
 var doc = document;
@@ -75,9 +82,10 @@ function loadScript(path, done) {
   doc.head.appendChild(script);
 }
 
-/* Called by assets/packages.js with {indexVersion, generatedAt, rows}; rows are in archive order. */
+/* Called by assets/packages.js with {indexVersion, generatedAt, columns, rows}; rows are in archive order. */
 site.packages = function (data) {
   var rows = data && Array.isArray(data.rows) ? data.rows : [];
+  readColumns(data && data.columns);
   pkgs = [];
   byName = new Map();
   for (var i = 0; i < rows.length; i++) {

@@ -1,7 +1,8 @@
 /**
  * The static browse site that `peipkg-repo publish` writes into a state (DECISIONS.md: ours to
  * design, unsigned, outside byte compatibility): `index.html` at the state root, its stylesheet and
- * script under `assets/`, the package rows as `assets/packages.js`, and one `files.js` beside each
+ * script under `assets/`, the package rows as `assets/packages.js` (written by the native index
+ * store, which holds the entries), and one `files.js` beside each
  * repo-rooted package's sidecars. Data travels as scripts that call `window.peipkgSite.packages(...)`
  * and `window.peipkgSite.files(...)`, because a page opened from file:// cannot fetch JSON; every
  * path is relative, so the site works from any base path; nothing external is loaded.
@@ -12,9 +13,8 @@
 
 import { createHash } from 'node:crypto';
 
-import { InternalError } from '../../errors.js';
 import { APP_JS } from './clientApp.js';
-import { scriptJson, scriptValue } from './escape.js';
+import { scriptValue } from './escape.js';
 import { renderPage } from './page.js';
 import { STYLE_CSS } from './style.js';
 
@@ -22,18 +22,18 @@ export interface SiteInput {
   repo: { name: string; description: string };
   indexVersion: number;
   generatedAt: string;
-  /** JSON text of an array of rows, one per archive entry in archive order (name ascending, version descending):
-   *  [name, version, architecture, description, url, sizeCompressed, sizeInstalled, buildTimestamp, active (1 when the entry is in the active index, else 0)] */
-  rowsJson: string;
 }
 
 export const SITE_STYLE = 'assets/style.css';
 export const SITE_SCRIPT = 'assets/app.js';
 export const SITE_PACKAGES = 'assets/packages.js';
 
-/** The site's files, paths relative to the state root: index.html, assets/*.css, assets/*.js, assets/packages.js. Deterministic: same input → same bytes. */
+/**
+ * The site's page, stylesheet and script, paths relative to the state root. Deterministic: same
+ * input → same bytes. The rows (`assets/packages.js`) come from the native index store, which
+ * holds the entries (`IndexStore.writeSiteScript`).
+ */
 export function siteFiles(input: SiteInput): Array<{ path: string; content: string }> {
-  checkRows(input.rowsJson);
   const index = renderPage({
     repo: input.repo,
     indexVersion: input.indexVersion,
@@ -41,15 +41,10 @@ export function siteFiles(input: SiteInput): Array<{ path: string; content: stri
     styleHref: `${SITE_STYLE}?v=${shortHash(STYLE_CSS)}`,
     scriptHref: `${SITE_SCRIPT}?v=${shortHash(APP_JS)}`,
   });
-  const head = scriptValue({ indexVersion: input.indexVersion, generatedAt: input.generatedAt }).slice(0, -1);
-  const packages =
-    '/* peipkg browse data: every archived entry, in archive order. Unsigned; the client checks the indexes. */\n' +
-    `if (window.peipkgSite) window.peipkgSite.packages(${head},"rows":${scriptJson(input.rowsJson.trim())}});\n`;
   return [
     { path: 'index.html', content: index },
     { path: SITE_STYLE, content: STYLE_CSS },
     { path: SITE_SCRIPT, content: APP_JS },
-    { path: SITE_PACKAGES, content: packages },
   ];
 }
 
@@ -93,31 +88,6 @@ export function filesScriptPath(packageUrl: string): string | undefined {
 }
 
 const shortHash = (text: string): string => createHash('sha256').update(text).digest('hex').slice(0, 12);
-
-const isRow = (row: unknown): boolean =>
-  Array.isArray(row) &&
-  row.length === 9 &&
-  row.slice(0, 5).every((field) => typeof field === 'string') &&
-  typeof row[5] === 'number' &&
-  typeof row[6] === 'number' &&
-  (row[8] === 0 || row[8] === 1);
-
-/** The rows are embedded as given; they must be valid JSON (so escaping keeps them inert) of the right shape. */
-function checkRows(rowsJson: string): void {
-  let rows: unknown;
-  try {
-    rows = JSON.parse(rowsJson);
-  } catch (cause) {
-    throw new InternalError('browse site: rowsJson is not valid JSON', { cause });
-  }
-  if (!Array.isArray(rows)) throw new InternalError('browse site: rowsJson is not a JSON array');
-  const bad = rows.findIndex((row) => !isRow(row));
-  if (bad !== -1) {
-    throw new InternalError(
-      `browse site: row ${bad} is not [name, version, architecture, description, url, sizeCompressed, sizeInstalled, buildTimestamp, active]`,
-    );
-  }
-}
 
 function parseFileEntries(filesJson: string): Array<[string, number]> | undefined {
   let doc: unknown;
