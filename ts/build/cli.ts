@@ -11,7 +11,7 @@ import { REQUIRED_FLAGS, runTool, valueOption } from '../cli.js';
 import type { FlagBag } from '../flags.js';
 import type * as CommandModule from './commands.js';
 import { DEFAULT_ZSTD } from './compression.js';
-import { DEFAULT_BUILD_USER } from './user.js';
+import { DEFAULT_BUILD_USER } from './defaultUser.js';
 
 export const TOOL = 'peipkg-build';
 

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
 import type { BuildUser } from './script.js';
 
-export const DEFAULT_BUILD_USER = 'peipkg-build';
+export { DEFAULT_BUILD_USER } from './defaultUser.js';
 
 /**
  * Runs a small helper (getent, cp) with node:child_process rather than execa: importing execa
