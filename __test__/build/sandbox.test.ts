@@ -94,7 +94,7 @@ async function runAs(t: ExecutionContext, who: Runner, build: Build): Promise<To
   await mkdir(tmp, { recursive: true });
   if (who === 'the build user') await execa('chown', ['peipkg-build', build.work, tmp]);
   const result = who === 'the build user' ? await asBuildUser(build.args, tmp) : await runTool('peipkg-build', build.args, { env: { TMPDIR: tmp } });
-  t.deepEqual(await readdir(tmp), [], 'the build removed its scratch');
+  t.deepEqual(await emptiedDir(tmp), [], 'the build removed its scratch');
   return result;
 }
 
