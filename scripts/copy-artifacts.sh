@@ -4,7 +4,8 @@
 #
 #   scripts/copy-artifacts.sh [--from DIR] [PLATFORM…]
 #
-# PLATFORM is a directory name under npm/ (linux-x64-gnu, linux-arm64-gnu); default: all of them.
+# PLATFORM is a directory name under npm/ (linux-x64-gnu, linux-arm64-gnu); default: all of them
+# (npm/thin/ holds the thin command packages, which have no addon).
 # Each needs DIR/peipkg-native.<PLATFORM>.node (DIR defaults to native/, where `npm run build:native`
 # and scripts/build-arm64.sh write). The .node files under npm/ are build outputs and gitignored.
 set -euo pipefail
@@ -18,6 +19,7 @@ fi
 if [ "$#" -eq 0 ]; then
   for dir in npm/*/; do
     dir=${dir%/}
+    [ "$dir" = npm/thin ] && continue
     set -- "$@" "${dir#npm/}"
   done
 fi

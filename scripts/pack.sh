@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Makes the npm tarballs of a release: one per platform package (npm/<platform>/, with its prebuilt
-# addon copied in) and the root package `peipkg`, whose package.json gets the platform packages as
-# optionalDependencies — as `napi pre-publish` would add them at publish time.
+# addon copied in), the root package `peipkg`, whose package.json gets the platform packages as
+# optionalDependencies — as `napi pre-publish` would add them at publish time — and the thin
+# packages `peipkg-build`, `peipkg-repo` and `peipkg-manager` (npm/thin/<name>/: one command each,
+# running peipkg of the same version, so that `npx peipkg-build` works).
 #
 #   scripts/pack.sh [--out DIR] [PLATFORM…]      (after `npm run build`)
 #
 # PLATFORM: linux-x64-gnu, linux-arm64-gnu (default: every npm/<platform>/); each needs
 # native/peipkg-native.<platform>.node. DIR defaults to .cache/pack/. Prints the tarballs' paths,
-# root first. `npm publish <tarball>` publishes them (.github/workflows/release.yml does).
+# one a line: root first, then the given platforms', then the thin packages' (the thin ones are
+# always packed: they are the same on every platform). `npm publish <tarball>` publishes them
+# (.github/workflows/release.yml does: platforms, then peipkg, then the thin ones, so that what a
+# published package depends on is always there already).
 #
 # Why the checkout's package.json does not list the optional dependencies itself: until the
 # platform packages are on the registry, `npm ci` refuses a package.json whose dependencies the lock
@@ -26,7 +31,13 @@ out=$(cd "$out" && pwd)
 all_platforms=()
 for dir in npm/*/; do
   dir=${dir%/}
+  [ "$dir" = npm/thin ] && continue
   all_platforms+=("${dir#npm/}")
+done
+thin=()
+for dir in npm/thin/*/; do
+  dir=${dir%/}
+  thin+=("${dir#npm/thin/}")
 done
 if [ "$#" -eq 0 ]; then
   set -- "${all_platforms[@]}"
@@ -37,6 +48,14 @@ for platform in "${all_platforms[@]}"; do
   v=$(node -p "require('./npm/$platform/package.json').version")
   [ "$v" = "$version" ] || {
     echo "pack: npm/$platform is version $v, the root package $version (run: npx napi version)" >&2
+    exit 1
+  }
+done
+for name in "${thin[@]}"; do
+  # shellcheck disable=SC2016 # JavaScript, not shell
+  read -r v dep < <(node -p 'const p = require(process.argv[1]); `${p.version} ${p.dependencies?.peipkg}`' "./npm/thin/$name/package.json")
+  [ "$v" = "$version" ] && [ "$dep" = "$version" ] || {
+    echo "pack: npm/thin/$name is version $v and depends on peipkg $dep; both must be the root package's $version (run: scripts/thin-version.sh)" >&2
     exit 1
   }
 done
@@ -69,5 +88,10 @@ echo "$out/$root"
 
 for platform in "$@"; do
   tarball=$(npm pack --json --pack-destination "$out" "./npm/$platform" 2>/dev/null | packed)
+  echo "$out/$tarball"
+done
+
+for name in "${thin[@]}"; do
+  tarball=$(npm pack --json --pack-destination "$out" "./npm/thin/$name" 2>/dev/null | packed)
   echo "$out/$tarball"
 done

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 
 import { runTool, type ToolResult } from '../helpers/cli.js';
-import { tempDir } from '../helpers/fs.js';
+import { emptiedDir, tempDir } from '../helpers/fs.js';
 import { makeRecipe, simpleRecipe, type RecipeFiles } from '../helpers/recipes.js';
 
 const MESSAGE = 'mkdir -p "$DESTDIR/usr/share/demo" && echo hi > "$DESTDIR/usr/share/demo/MESSAGE"';
@@ -40,7 +40,7 @@ async function attempt(t: ExecutionContext, recipe: RecipeFiles, changes: Record
   };
   const args = ['build', ...Object.entries(flags).flatMap(([k, v]) => (v === null ? [] : [`--${k}`, v]))];
   const result = await runTool('peipkg-build', args, { env: { TMPDIR: tmp } });
-  t.deepEqual(await readdir(tmp), [], 'nothing is left in TMPDIR');
+  t.deepEqual(await emptiedDir(tmp), [], 'nothing is left in TMPDIR');
   const left = await readdir(out).catch(() => [] as string[]);
   t.deepEqual(left, [], 'nothing is written to --out');
   return { ...result, out };

@@ -15,7 +15,7 @@ import { execa } from 'execa';
 
 import { runTool, type ToolResult } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/fixtures.js';
-import { tempDir } from '../helpers/fs.js';
+import { emptiedDir, tempDir } from '../helpers/fs.js';
 import { forbiddingBwrap, listener, processesWith } from '../helpers/sandbox.js';
 import { makeRecipe, simpleRecipe } from '../helpers/recipes.js';
 
@@ -94,7 +94,7 @@ async function runAs(t: ExecutionContext, who: Runner, build: Build): Promise<To
   await mkdir(tmp, { recursive: true });
   if (who === 'the build user') await execa('chown', ['peipkg-build', build.work, tmp]);
   const result = who === 'the build user' ? await asBuildUser(build.args, tmp) : await runTool('peipkg-build', build.args, { env: { TMPDIR: tmp } });
-  t.deepEqual(await readdir(tmp), [], 'the build removed its scratch');
+  t.deepEqual(await emptiedDir(tmp), [], 'the build removed its scratch');
   return result;
 }
 
@@ -270,7 +270,7 @@ test('source, --out and TMPDIR under 0700 directories build fine in the sandbox'
   const result = await runTool('peipkg-build', args, { env: { TMPDIR: tmp } });
   t.is(result.exitCode, 0, result.stderr);
   t.is(await readFile(join(await extracted(t, out), 'input.txt'), 'utf8'), 'source file\n');
-  t.deepEqual(await readdir(tmp), [], 'the build cleaned its scratch out of TMPDIR');
+  t.deepEqual(await emptiedDir(tmp), [], 'the build cleaned its scratch out of TMPDIR');
 });
 
 test('where namespaces are unavailable: auto warns once and builds; require exits 1 and writes nothing; off says nothing', async (t) => {

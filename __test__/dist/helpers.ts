@@ -77,11 +77,23 @@ export async function offlineCacheCopy(t: ExecutionContext): Promise<string> {
   return copy;
 }
 
-/** The tarballs of scripts/pack.sh for `platform`: the root package first, then the platform's. */
-export async function packTarballs(t: ExecutionContext, platform: string): Promise<{ root: string; platform: string }> {
-  const out = await tempDir(t, 'peipkg-pack-');
+/** The thin command packages in npm/thin/, in the order scripts/pack.sh prints their tarballs. */
+export const THIN_PACKAGES = ['peipkg-build', 'peipkg-manager', 'peipkg-repo'] as const;
+
+export interface Tarballs {
+  root: string;
+  platform: string;
+  /** The thin packages' tarballs, by package name. */
+  thin: Record<(typeof THIN_PACKAGES)[number], string>;
+}
+
+/** The tarballs of scripts/pack.sh for `platform`, written to `out`: the root package first, then the platform's, then the thin packages'. */
+export async function packTarballs(out: string, platform: string): Promise<Tarballs> {
   const { stdout } = await execa(join(repoRoot, 'scripts/pack.sh'), ['--out', out, platform], { cwd: repoRoot });
   const [root, platformTarball, ...rest] = stdout.trim().split('\n');
-  if (!root || !platformTarball || rest.length > 0) throw new Error(`scripts/pack.sh printed:\n${stdout}`);
-  return { root, platform: platformTarball };
+  const thin = Object.fromEntries(THIN_PACKAGES.map((name) => [name, rest.find((file) => new RegExp(`/${name}-\\d[^/]*\\.tgz$`).test(file))]));
+  if (!root || !platformTarball || rest.length !== THIN_PACKAGES.length || Object.values(thin).some((file) => !file)) {
+    throw new Error(`scripts/pack.sh printed:\n${stdout}`);
+  }
+  return { root, platform: platformTarball, thin: thin as Tarballs['thin'] };
 }

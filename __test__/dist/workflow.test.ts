@@ -67,7 +67,7 @@ test('release.yml: both platforms built and tested on every supported Node, publ
   const majors = [...engines.matchAll(/(?:\^|>=)(\d+)/g)].map((m) => Number(m[1]));
   t.deepEqual(majors, [20, 22, 24], `engines: ${engines}`);
   t.regex(source, new RegExp(`node: \\[${majors.join(', ')}\\]`), 'the test matrix covers the Node versions of "engines"');
-  for (const platform of await readdir(join(repoRoot, 'npm'))) {
+  for (const platform of (await readdir(join(repoRoot, 'npm'))).filter((dir) => dir !== 'thin')) {
     t.regex(source, new RegExp(`platform: ${platform}\\b`), `${platform} is in the matrices`);
   }
   t.regex(source, /target: x86_64-unknown-linux-gnu/);
@@ -75,6 +75,8 @@ test('release.yml: both platforms built and tested on every supported Node, publ
   t.regex(source, /runner: ubuntu-24\.04-arm/, 'arm64 is tested on arm64 hardware');
   t.regex(source, /tags: \['v\*'\]/);
   t.regex(source, /npm publish --provenance --access public/);
+  // A thin package depends on peipkg of its own version, and peipkg on the platform packages.
+  t.regex(source, /for tarball in "\$\{platforms\[@\]\}" "\$\{tarballs\[0\]\}" "\$\{thin\[@\]\}"; do/, 'published in dependency order');
   t.regex(source, /publish:[\s\S]*permissions:\s*\n\s*contents: read\s*\n\s*id-token: write/, 'only the publish job gets an OIDC token');
   t.is(source.match(/id-token: write/g)?.length, 1);
   // Every script the workflow runs exists and is executable.

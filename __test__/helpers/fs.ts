@@ -1,6 +1,6 @@
 /** Temporary directories that clean themselves up when the test ends, and trees deeper than PATH_MAX. */
 
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -14,6 +14,20 @@ export async function tempDir(t: ExecutionContext, prefix = 'peipkg-test-'): Pro
   const dir = await mkdtemp(join(tmpdir(), prefix));
   t.teardown(() => removeTree(dir));
   return dir;
+}
+
+/**
+ * What is in `dir` once it is empty, or when `timeoutMs` has passed. For a build's TMPDIR:
+ * peipkg-build leaves its scratch to a background remover (build/scratch.ts), so it may still be
+ * there, under a garbage name, for a moment after the command exits.
+ */
+export async function emptiedDir(dir: string, timeoutMs = 60_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const names = await readdir(dir);
+    if (names.length === 0 || Date.now() > deadline) return names;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
 }
 
 /** The directory name deep trees are made of: 30 bytes, so 300 levels are about 9,300 bytes of path. */

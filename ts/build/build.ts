@@ -18,13 +18,14 @@ import { manifestProblems, manifestWarnings } from '../format/manifest.js';
 import { packageFileName } from '../format/names.js';
 import { timestampSeconds } from '../format/timestamp.js';
 import { versionProblem } from '../format/version.js';
-import { pack, removeTree, removeTreeSync, sha256Files, signElf, swappedOwnerView, type FileDigest, type SigningKey } from '../native.js';
+import { pack, removeTreeSync, sha256Files, signElf, swappedOwnerView, type FileDigest, type SigningKey } from '../native.js';
 import { packageEntries, payloadOf, stanzaManifest, type BuildInfo } from './assemble.js';
 import { OutputBatch } from './output.js';
 import { partition, payloadProblems, PartitionError } from './partition.js';
 import { loadRecipe, type Recipe } from './recipe.js';
 import { INSIDE, sandboxCommand, sandboxDirs, type SandboxGrants, type SandboxMode } from './sandbox.js';
 import { runBuildScript, SandboxUnavailableError, type BuildUser, type ScriptRun } from './script.js';
+import { discardScratch, type ScratchRemoval } from './scratch.js';
 import { walkStaged, type StagedEntry } from './stage.js';
 import { blockingParent, chownTree, firstForeignOwned, ownCopy, privateCopy } from './user.js';
 import type { ZstdSettings } from './compression.js';
@@ -48,6 +49,8 @@ export interface BuildRequest {
   /** Set when running as root: build.sh runs as this user. */
   user: BuildUser | undefined;
   sandbox: SandboxRequest;
+  /** Who removes the scratch tree, and when (scratch.ts); default `background`. */
+  scratchRemoval?: ScratchRemoval;
   warn: (message: string) => void;
 }
 
@@ -348,8 +351,9 @@ export async function runBuild(request: BuildRequest): Promise<BuiltPackage[]> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await batch?.discard();
-    // Whatever build.sh left there, however deep (removeTree, not fs.rm). A failure to remove it
-    // must not hide why the build failed: it is said, not thrown.
-    await removeTree(scratch).catch((error: unknown) => request.warn(`could not remove the scratch area ${scratch}: ${(error as Error).message}`));
+    // The packages, if any, are durable by now (fsync'd, renamed in, directory fsync'd): the caller
+    // need not wait for the scratch to go. A failure to remove it must not hide why the build
+    // failed: it is said, not thrown.
+    await discardScratch(scratch, request.scratchRemoval ?? 'background', request.warn);
   }
 }

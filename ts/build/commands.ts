@@ -29,6 +29,7 @@ import { checkRecipe } from './check.js';
 import { describeBinarySignature, verifyBinarySignature } from './binarySign.js';
 import { describeSignature, formatListing, inspectPackages, trustedKeys } from './inspect.js';
 import { runPack } from './pack.js';
+import { scratchRemovalMode } from './scratch.js';
 import { checkGrantPath, describeIsolation, detectIsolation, SANDBOX_MODES, type SandboxMode } from './sandbox.js';
 import { ENV_NAME, RESERVED_ENV, type BuildUser } from './script.js';
 import { DEFAULT_BUILD_USER, lookupBuildUser, runningAsRoot } from './user.js';
@@ -120,6 +121,7 @@ export async function buildCommand(args: FlagBag): Promise<void> {
     timeoutMs,
     user,
     sandbox: await sandboxRequest(args, [...(keyPath === undefined ? [] : [keyPath]), ...nameValueFlag(args, 'binary-sign-key', 'PATH').values()]),
+    scratchRemoval: scratchRemovalMode(process.env, warn),
     warn,
   });
   printPackages(packages, booleanFlag(args, 'json'));

@@ -101,9 +101,19 @@ export function buildArgs(b: BuildInvocation): string[] {
   ];
 }
 
-/** Runs `peipkg-build` with its scratch in `tmpDir`; its output goes to the build log. */
+/**
+ * Runs `peipkg-build` with its scratch in `tmpDir`; its output goes to the build log. The scratch
+ * is left in `tmpDir` under a garbage name (`PEIPKG_SCRATCH_REMOVAL=caller`, build/scratch.ts) for
+ * the caller to remove with `removeGarbageIn`: a remover process of the build's own would outlive
+ * the step, and could meet the caller's own removal of `tmpDir` in the same tree.
+ */
 export async function runBuild(peipkgBuild: string, b: BuildInvocation, options: { log: BuildLog; abort: AbortSignal; tmpDir: string; what: string }): Promise<void> {
-  await runStep(options.what, peipkgBuild, buildArgs(b), { timeoutMs: b.timeoutMs + 60_000, log: options.log, abort: options.abort, env: { TMPDIR: options.tmpDir } });
+  await runStep(options.what, peipkgBuild, buildArgs(b), {
+    timeoutMs: b.timeoutMs + 60_000,
+    log: options.log,
+    abort: options.abort,
+    env: { TMPDIR: options.tmpDir, PEIPKG_SCRATCH_REMOVAL: 'caller' },
+  });
 }
 
 /** `git+<url>#refs/tags/<tag>`, the manifest's source reference. */

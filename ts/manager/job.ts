@@ -23,6 +23,7 @@ import type { History, BuildRecord } from './history.js';
 import type { Trigger } from './planner.js';
 import type { PublishedCache } from './published.js';
 import { BuildLog } from './buildLog.js';
+import { removeGarbageIn } from '../build/scratch.js';
 import { fetchSource, runBuild, sourceRef, stage, StageFailure, type Fetched } from './buildStep.js';
 import { runStep } from './subprocess.js';
 
@@ -106,6 +107,20 @@ async function fetch(ctx: JobContext, trigger: Trigger, sourceDir: string, log: 
   );
 }
 
+/**
+ * `runBuild`, then the removal of its scratch, which it left in the shared `tmp` (buildStep.ts):
+ * not awaited, so the job goes on to publish meanwhile. It needs no tracking: the pending removal
+ * keeps this process alive until it is done, and what a killed manager leaves, the next one's
+ * start-up removes (prepareStateDirs). Garbage locks keep concurrent jobs off each other's trees.
+ */
+async function runBuildThenCollect(...args: Parameters<typeof runBuild>): Promise<void> {
+  try {
+    await runBuild(...args);
+  } finally {
+    void removeGarbageIn(args[2].tmpDir);
+  }
+}
+
 /** Runs one trigger to the end; resolves with the finished record (it never throws for a failed build). */
 export async function runJob(ctx: JobContext, trigger: Trigger, record: BuildRecord): Promise<BuildRecord> {
   const { config, tools, history } = ctx;
@@ -125,7 +140,7 @@ export async function runJob(ctx: JobContext, trigger: Trigger, record: BuildRec
     const fetched = await stage('fetch', () => fetch(ctx, trigger, sourceDir, buildLog));
     await history.update(record.id, { commit: fetched.commit });
     await stage('build', () =>
-      runBuild(
+      runBuildThenCollect(
         tools.peipkgBuild,
         {
           recipeToml: join(config.manager.recipesDir, trigger.recipe.id, 'peipkg.toml'),
