@@ -13,7 +13,9 @@
  * medians. The machine is shared: the load average is printed at start and end.
  *
  * Run: node --import=tsx bench/hashes.ts  (needs `npm run build`; ~2.3 GB in $TMPDIR, removed after
- * unless BENCH_KEEP=1; BENCH_STATE=<dir kept before> reuses that state; BENCH_ROUNDS, default 5).
+ * unless BENCH_KEEP=1; BENCH_STATE=<dir kept before> reuses that state; BENCH_ROUNDS, default 5;
+ * BENCH_BASELINE=<other checkout>/bin/peipkg-repo.js adds that build's verify to the same rounds,
+ * for a before/after).
  * A benchmark, not a test: it prints numbers and never fails on them.
  */
 
@@ -116,10 +118,14 @@ async function main(): Promise<void> {
     // Warm the page cache, and check once that the command passes (a failed check is no result).
     await execa('sh', ['-c', 'cat "$@" > /dev/null', 'cat', ...files]);
     await execa(process.execPath, [repoCli, 'verify', '--repo', state, '--mode', 'hashes']);
+    if (process.env.BENCH_BASELINE) await execa(process.execPath, [process.env.BENCH_BASELINE, 'verify', '--repo', state, '--mode', 'hashes']);
 
     console.log(`${files.length} files, ${gb.toFixed(3)} GB, warm cache; ${ROUNDS} interleaved rounds; load average at start ${load()}`);
     const commands: Array<[string, () => Promise<unknown>]> = [
       ['peipkg-repo verify --mode hashes', () => execa(process.execPath, [repoCli, 'verify', '--repo', state, '--mode', 'hashes'])],
+      ...(process.env.BENCH_BASELINE
+        ? [['baseline verify --mode hashes', () => execa(process.execPath, [process.env.BENCH_BASELINE!, 'verify', '--repo', state, '--mode', 'hashes'])] as [string, () => Promise<unknown>]]
+        : []),
       ['sha256sum, 1 process', () => execa('sha256sum', files)],
       ['sha256sum, 2 processes', () => Promise.all(halves.map((h) => execa('sha256sum', h)))],
       ['in-process sha256Files, 2 threads', () => sha256Files(files, { threads: 2 })],
