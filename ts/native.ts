@@ -230,7 +230,7 @@ interface RawAddon {
   sha256File(path: string): Promise<FileDigest>;
   sha256Files(paths: string[], options?: { threads?: number; progress?: Progress }): Promise<Array<FileDigest | { error: RawError }>>;
   progressCreate(): Progress;
-  progressRead(progress: Progress): { bytes: number; items: number };
+  progressRead(progress: Progress): { bytes: number; items: number; total: number };
   zstdCompressFile(input: string, output: string, params: ZstdParams, options?: { progress?: Progress }): Promise<ZstdTotals>;
   zstdEncoderOpen(output: string, params: ZstdParams, pledgedSize?: number): RawEncoder;
   zstdEncoderWrite(encoder: RawEncoder, data: Uint8Array): Promise<void>;
@@ -350,7 +350,8 @@ export async function sha256Files(
 }
 
 export const createProgress = (): Progress => call(() => addon.progressCreate());
-export const readProgress = (progress: Progress): { bytes: number; items: number } => call(() => addon.progressRead(progress));
+/** `total` is the bytes the work expects, once it has learned that itself (`sha256Files` does); 0 before. */
+export const readProgress = (progress: Progress): { bytes: number; items: number; total: number } => call(() => addon.progressRead(progress));
 
 export const compressFile = (input: string, output: string, params: ZstdParams, options: { progress?: Progress } = {}): Promise<ZstdTotals> =>
   callAsync(() => addon.zstdCompressFile(input, output, params, options));

@@ -17,11 +17,14 @@ function megabytes(bytes: number): string {
 
 /**
  * Shows `label` with a bar over `totalBytes` while native work advances the returned counter.
- * The bar library is loaded only when there is a terminal to draw on.
+ * Without `totalBytes`, the bar takes the total from the counter once the native work has learned
+ * it (so that the caller need not stat every file first). The bar library is loaded only when
+ * there is a terminal to draw on.
  */
-export async function startProgress(label: string, totalBytes: number): Promise<ProgressBar> {
+export async function startProgress(label: string, totalBytes?: number): Promise<ProgressBar> {
   const counter = createProgress();
   if (!process.stderr.isTTY || totalBytes === 0) return { counter, stop: () => undefined };
+  let total = totalBytes ?? 0;
   const { default: cliProgress } = await import('cli-progress');
   const started = Date.now();
   const bar = new cliProgress.SingleBar(
@@ -33,11 +36,15 @@ export async function startProgress(label: string, totalBytes: number): Promise<
     },
     cliProgress.Presets.shades_classic,
   );
-  bar.start(totalBytes, 0, { done: '0', total: megabytes(totalBytes), rate: '0' });
+  bar.start(total, 0, { done: '0', total: megabytes(total), rate: '0' });
   const update = (): void => {
-    const { bytes } = readProgress(counter);
+    const { bytes, total: learned } = readProgress(counter);
+    if (totalBytes === undefined && learned !== total) {
+      total = learned;
+      bar.setTotal(total);
+    }
     const seconds = Math.max((Date.now() - started) / 1000, 0.001);
-    bar.update(bytes, { done: megabytes(bytes), rate: (bytes / 1e6 / seconds).toFixed(0) });
+    bar.update(bytes, { done: megabytes(bytes), total: megabytes(total), rate: (bytes / 1e6 / seconds).toFixed(0) });
   };
   const timer = setInterval(update, 100);
   return {

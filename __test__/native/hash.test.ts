@@ -53,6 +53,25 @@ test('many files at once equal one by one, in input order, with per-file errors'
   t.is(readProgress(progress).items, paths.length);
 });
 
+test('progress learns the total of the readable files before hashing, and ends there', async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, 'sub'));
+  // Empty, below, at and above the 1 MiB read chunk, in no particular order of size.
+  const sizes = [5, 0, 3 * (1 << 20) + 1, (1 << 20) - 1, 1 << 20];
+  const paths = sizes.map((_, i) => join(dir, `f${i}`));
+  for (const [i, size] of sizes.entries()) await writeFile(paths[i]!, randomBytes(size));
+  const progress = createProgress();
+  t.deepEqual(readProgress(progress), { bytes: 0, items: 0, total: 0 });
+  const results = await sha256Files([...paths, join(dir, 'sub'), join(dir, 'missing')], { threads: 2, progress });
+  const sum = sizes.reduce((a, b) => a + b, 0);
+  t.deepEqual(readProgress(progress), { bytes: sum, items: paths.length + 2, total: sum });
+  t.deepEqual(
+    results.slice(0, paths.length),
+    await Promise.all(paths.map((p) => sha256File(p))),
+  );
+  t.true('error' in results[paths.length]! && 'error' in results[paths.length + 1]!);
+});
+
 test('a missing file is a typed error naming it', async (t) => {
   const error = await t.throwsAsync(sha256File('/nonexistent/peipkg-test'), { instanceOf: FileSystemError });
   t.is(error?.osError, 'ENOENT');

@@ -5,7 +5,6 @@
  * name — across all cores — where the state itself holds it, or in `--all-packages-dir`.
  */
 
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { InputError } from '../errors.js';
@@ -59,9 +58,8 @@ async function hashTargets(state: LoadedState, allPackagesDir: string | undefine
 }
 
 async function hashIssues(targets: HashTarget[]): Promise<string[]> {
-  let total = 0;
-  for (const t of targets) total += await stat(t.path).then((s) => s.size, () => 0);
-  const bar = await startProgress('verify hashes', total);
+  // The total comes from the native side, which stats the files in parallel to order them anyway.
+  const bar = await startProgress('verify hashes');
   try {
     const results = await sha256Files(targets.map((t) => t.path), { progress: bar.counter });
     const issues: string[] = [];

@@ -213,6 +213,7 @@ fn progress_read(env: Env, args: &[Value]) -> Result<Value> {
     let o = env.object()?;
     env.set(o, "bytes", env.number(p.bytes() as f64)?)?;
     env.set(o, "items", env.number(p.items() as f64)?)?;
+    env.set(o, "total", env.number(p.total() as f64)?)?;
     Ok(o)
 }
 

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct Progress {
     bytes: AtomicU64,
     items: AtomicU64,
+    /// Bytes the work expects to do, where it learns that itself (0 while unknown).
+    total: AtomicU64,
 }
 
 impl Progress {
@@ -16,6 +18,14 @@ impl Progress {
 
     pub fn add_item(&self) {
         self.items.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn add_total(&self, n: u64) {
+        self.total.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
     }
 
     pub fn bytes(&self) -> u64 {
