@@ -1,21 +1,16 @@
 /**
  * What each `peipkg-repo` command does with its flags. `cli.ts` declares the commands and loads
- * this module only when one runs, so `help` does not load the repository code, zod or the addon.
+ * this module only when one runs, so `help` does not load the repository code, zod or the addon;
+ * each command then loads only its own modules (verify does not compile publish and the site).
  */
-
 
 import { warnAs } from '../cli.js';
 import { UsageError } from '../errors.js';
 import type { FlagBag} from '../flags.js';
 import { booleanFlag, durationFlag, listFlag, optionalFlag, requireFlags, signingKeyFlag, timestampFlag } from '../flags.js';
-import { signingKeyInfo } from '../native.js';
-import { init } from './init.js';
-import { fingerprintFlag, keyAdd, keyEditJson, keyRetire, keyRevoke, resignAdvice, validUntilFlag, type KeyEdit } from './key.js';
-import { listingJson, listingTable, listPackages } from './list.js';
-import { publish } from './publish.js';
-import { resign } from './resign.js';
+import type { KeyEdit } from './key.js';
 import { checkUrlTemplate, DEFAULT_URL_TEMPLATE } from './urlTemplate.js';
-import { verifyRepository, type VerifyMode } from './verify.js';
+import type { VerifyMode } from './verify.js';
 
 const TOOL = 'peipkg-repo';
 const DEFAULT_LOCK_WAIT_MS = 10 * 60_000;
@@ -26,6 +21,7 @@ export async function initCommand(args: FlagBag): Promise<void> {
   const flags = requireFlags(args, ['name', 'sign-key', 'timestamp', 'out']);
   const timestamp = timestampFlag(flags.timestamp);
   const signingKey = await signingKeyFlag(flags['sign-key'], '--sign-key', false);
+  const [{ init }, { signingKeyInfo }] = await Promise.all([import('./init.js'), import('../native.js')]);
   await init({
     name: flags.name,
     description: optionalFlag(args, 'description') ?? '',
@@ -47,6 +43,7 @@ export async function publishCommand(args: FlagBag): Promise<void> {
   const flags = requireFlags(args, ['in', 'sign-key', 'timestamp', 'out']);
   const timestamp = timestampFlag(flags.timestamp);
   const template = checkUrlTemplate(optionalFlag(args, 'package-url-template') ?? DEFAULT_URL_TEMPLATE);
+  const { publish } = await import('./publish.js');
   const result = await publish({
     inDir: flags.in,
     newDir: optionalFlag(args, 'new'),
@@ -74,6 +71,7 @@ export async function verifyCommand(args: FlagBag): Promise<void> {
   if (mode !== 'metadata' && mode !== 'hashes' && mode !== 'both') {
     throw new UsageError(`--mode must be one of metadata, hashes, both (got ${JSON.stringify(mode)})`);
   }
+  const { verifyRepository } = await import('./verify.js');
   const report = await verifyRepository(repo, mode satisfies VerifyMode, optionalFlag(args, 'all-packages-dir'));
   if (booleanFlag(args, 'json')) {
     process.stdout.write(`${JSON.stringify({ ok: report.issues.length === 0, ...report }, null, 2)}\n`);
@@ -90,6 +88,7 @@ export async function verifyCommand(args: FlagBag): Promise<void> {
 
 export async function resignCommand(args: FlagBag): Promise<void> {
   const flags = requireFlags(args, ['repo', 'sign-key']);
+  const { resign } = await import('./resign.js');
   const { fingerprint } = await resign({
     repoDir: flags.repo,
     signingKey: await signingKeyFlag(flags['sign-key'], '--sign-key', false),
@@ -105,6 +104,7 @@ export async function resignCommand(args: FlagBag): Promise<void> {
 
 export async function listCommand(args: FlagBag): Promise<void> {
   const { repo } = requireFlags(args, ['repo']);
+  const { listingJson, listingTable, listPackages } = await import('./list.js');
   const listing = await listPackages({ repoDir: repo, all: booleanFlag(args, 'all'), names: listFlag(args, 'name'), architectures: listFlag(args, 'arch') });
   for (const w of listing.warnings) warn(w);
   if (booleanFlag(args, 'json')) {
@@ -118,7 +118,8 @@ export async function listCommand(args: FlagBag): Promise<void> {
   process.stdout.write(listingTable(listing));
 }
 
-function reportKeyEdit(args: FlagBag, action: 'add' | 'retire' | 'revoke', repo: string, edit: KeyEdit): void {
+async function reportKeyEdit(args: FlagBag, action: 'add' | 'retire' | 'revoke', repo: string, edit: KeyEdit): Promise<void> {
+  const { keyEditJson, resignAdvice } = await import('./key.js');
   if (booleanFlag(args, 'json')) {
     process.stdout.write(`${JSON.stringify(keyEditJson(action, repo, edit), null, 2)}\n`);
     return;
@@ -141,6 +142,7 @@ export async function keyAddCommand(args: FlagBag): Promise<void> {
     throw new UsageError(`--status must be active or transitioning (got ${JSON.stringify(status)}); a new key is never added revoked`);
   }
   const validUntil = optionalFlag(args, 'valid-until');
+  const { keyAdd, validUntilFlag } = await import('./key.js');
   const edit = await keyAdd({
     repoDir: flags.repo,
     publicKeyFile: flags['public-key'],
@@ -148,28 +150,30 @@ export async function keyAddCommand(args: FlagBag): Promise<void> {
     validUntil: validUntil === undefined ? '' : validUntilFlag(validUntil),
     lockTimeoutMs: durationFlag(args, 'lock-timeout') ?? DEFAULT_LOCK_WAIT_MS,
   });
-  reportKeyEdit(args, 'add', flags.repo, edit);
+  await reportKeyEdit(args, 'add', flags.repo, edit);
 }
 
 export async function keyRetireCommand(args: FlagBag): Promise<void> {
   const flags = requireFlags(args, ['repo', 'fingerprint', 'valid-until']);
+  const { fingerprintFlag, keyRetire, validUntilFlag } = await import('./key.js');
   const edit = await keyRetire({
     repoDir: flags.repo,
     fingerprint: fingerprintFlag(flags.fingerprint),
     validUntil: validUntilFlag(flags['valid-until']),
     lockTimeoutMs: durationFlag(args, 'lock-timeout') ?? DEFAULT_LOCK_WAIT_MS,
   });
-  reportKeyEdit(args, 'retire', flags.repo, edit);
+  await reportKeyEdit(args, 'retire', flags.repo, edit);
 }
 
 export async function keyRevokeCommand(args: FlagBag): Promise<void> {
   const flags = requireFlags(args, ['repo', 'fingerprint']);
+  const { fingerprintFlag, keyRevoke } = await import('./key.js');
   const edit = await keyRevoke({
     repoDir: flags.repo,
     fingerprint: fingerprintFlag(flags.fingerprint),
     remove: booleanFlag(args, 'remove'),
     lockTimeoutMs: durationFlag(args, 'lock-timeout') ?? DEFAULT_LOCK_WAIT_MS,
   });
-  reportKeyEdit(args, 'revoke', flags.repo, edit);
+  await reportKeyEdit(args, 'revoke', flags.repo, edit);
 }
 

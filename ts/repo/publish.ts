@@ -9,7 +9,7 @@
  * never read again: their bytes stay in the native index store and are written back verbatim.
  */
 
-import { mkdir, readdir, realpath, rename, stat } from 'node:fs/promises';
+import { mkdir, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 
@@ -24,7 +24,7 @@ import { detachedSignature } from './signature.js';
 import { filesScript, filesScriptPath, SITE_PACKAGES, siteFiles } from './site/site.js';
 import { checkSignatures, KEYS_DIR, loadState, readTrustedKeys, StateLoadError, type LoadedState } from './state.js';
 import { DEFAULT_URL_TEMPLATE, renderUrl, statePathOf, statePathProblem } from './urlTemplate.js';
-import { ensureFile, removeLeftovers, Staging, swapIndexes, writeDescriptor } from './write.js';
+import { ensureFile, removeLeftovers, Staging, swapInIndexes, writeDescriptor, writeIndexes } from './write.js';
 
 export interface PublishRequest {
   inDir: string;
@@ -112,6 +112,23 @@ async function readNewPackages(dir: string, trusted: ReadonlyMap<string, Uint8Ar
   });
 }
 
+/**
+ * Runs `foreground` while `background` runs, then gives `background`'s result. When `foreground`
+ * fails, waits for `background` to settle and `discard`s what it made before rethrowing, so that
+ * nothing is still writing once the caller cleans up and unlocks.
+ */
+async function meanwhile<T>(background: Promise<T>, foreground: () => Promise<void>, discard: (made: T) => Promise<unknown>): Promise<T> {
+  // Handled from the start: a failure while `foreground` runs is reported through the await below.
+  background.catch(() => undefined);
+  try {
+    await foreground();
+  } catch (error) {
+    await background.then(discard, () => undefined);
+    throw error;
+  }
+  return background;
+}
+
 /** Locks `in` and, when different, `out` (in that order), waiting up to the timeout for each. */
 async function lockDirs(dirs: string[], timeoutMs: number): Promise<DirLock[]> {
   const locks: DirLock[] = [];
@@ -193,28 +210,37 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
     }
     const indexVersion = Math.max(state.active.header.indexVersion, state.archive.header.indexVersion) + 1;
 
+    const header = (kind: 'active' | 'archive') => ({ schemaVersion: 1, repo: state.descriptor.name, kind, indexVersion, generatedAt: request.timestamp });
+    const signature = (sha: string) => detachedSignature(request.signingKey, sha);
+
     const staging = await Staging.open(outDir);
     try {
-      for (const [i, p] of fresh.entries()) {
-        const target = statePathOf(newKeys[i]!.url);
-        if (target !== undefined && (await realpath(p.path)) !== join(outDir, target)) await staging.copy(p.path, target);
-      }
-      // Sidecars in archive order; packages sharing a directory share them, and the first one wins (§8.8).
-      const freshById = new Map(newKeys.map((k, i) => [k.id, fresh[i]!]));
-      for (const entry of touchedOrder) {
-        const p = freshById.get(entry.id);
-        if (!p) continue;
-        const target = statePathOf(entry.url);
-        if (target === undefined) continue;
-        await writeSidecars(staging, outDir, target, entry.url, p.verified.facts);
-      }
-      if (!inPlace && archiveDoc) await carryForward(staging, inDir, outDir, await state.store.documentKeys(archiveDoc));
-      const site = siteFiles({ repo: { name: state.descriptor.name, description: state.descriptor.description }, indexVersion, generatedAt: request.timestamp });
-      for (const file of site) await ensureFile(staging, outDir, file.path, file.content);
-      await staging.produce(SITE_PACKAGES, (path) => state.store.writeSiteScript(path, indexVersion, request.timestamp));
-      const header = (kind: 'active' | 'archive') => ({ schemaVersion: 1, repo: state.descriptor.name, kind, indexVersion, generatedAt: request.timestamp });
-      const signature = (sha: string) => detachedSignature(request.signingKey, sha);
-      await swapIndexes(outDir, state.store, { header: header('active'), signature }, { header: header('archive'), signature });
+      // The new documents are written (on the addon's threads) while the package files are
+      // staged; none becomes visible before it is placed below, after the packages.
+      const documents = Promise.all([
+        staging.make((path) => state.store.writeSiteScript(path, indexVersion, request.timestamp)),
+        writeIndexes(outDir, state.store, { header: header('active'), signature }, { header: header('archive'), signature }),
+      ]);
+      const [browseData, indexDir] = await meanwhile(documents, async () => {
+        for (const [i, p] of fresh.entries()) {
+          const target = statePathOf(newKeys[i]!.url);
+          if (target !== undefined && (await realpath(p.path)) !== join(outDir, target)) await staging.copy(p.path, target);
+        }
+        // Sidecars in archive order; packages sharing a directory share them, and the first one wins (§8.8).
+        const freshById = new Map(newKeys.map((k, i) => [k.id, fresh[i]!]));
+        for (const entry of touchedOrder) {
+          const p = freshById.get(entry.id);
+          if (!p) continue;
+          const target = statePathOf(entry.url);
+          if (target === undefined) continue;
+          await writeSidecars(staging, outDir, target, entry.url, p.verified.facts);
+        }
+        if (!inPlace && archiveDoc) await carryForward(staging, inDir, outDir, await state.store.documentKeys(archiveDoc));
+        const site = siteFiles({ repo: { name: state.descriptor.name, description: state.descriptor.description }, indexVersion, generatedAt: request.timestamp });
+        for (const file of site) await ensureFile(staging, outDir, file.path, file.content);
+      }, ([, indexDir]) => rm(indexDir, { recursive: true, force: true }));
+      await staging.place(browseData, SITE_PACKAGES);
+      await swapInIndexes(outDir, indexDir);
       const descriptorBytes = encodeDescriptor(state.descriptor);
       await writeDescriptor(outDir, descriptorBytes, detachedSignature(request.signingKey, sha256(Buffer.from(descriptorBytes))));
     } finally {

@@ -112,12 +112,18 @@ export class Staging {
 
   /** Places at `<root>/<target>` the file `make` writes (new, fsynced) at the path it is given. */
   async produce(target: string, make: (path: string) => Promise<void>): Promise<void> {
-    const temp = this.next();
-    await make(temp);
-    await this.place(temp, target);
+    await this.place(await this.make(make), target);
   }
 
-  private async place(temp: string, target: string): Promise<void> {
+  /** The staged path of the file `make` writes (new, fsynced) there, for `place` to move in later. */
+  async make(make: (path: string) => Promise<void>): Promise<string> {
+    const temp = this.next();
+    await make(temp);
+    return temp;
+  }
+
+  /** Moves a staged file to `<root>/<target>`, replacing what is there, and makes that durable. */
+  async place(temp: string, target: string): Promise<void> {
     const dir = dirname(target);
     if (dir !== '.') await makeDirs(this.root, dir);
     await rename(temp, join(this.root, target));
@@ -140,6 +146,14 @@ export interface IndexDocumentOut {
  * `index/` yet).
  */
 export async function swapIndexes(root: string, store: IndexStore, active: IndexDocumentOut, archive: IndexDocumentOut): Promise<void> {
+  await swapInIndexes(root, await writeIndexes(root, store, active, archive));
+}
+
+/**
+ * Writes active.json, archive.json (as arranged in `store`) and their signatures into a fresh
+ * `index.tmp-*` directory in `root`, fsynced; its path. Nothing reads it until `swapInIndexes`.
+ */
+export async function writeIndexes(root: string, store: IndexStore, active: IndexDocumentOut, archive: IndexDocumentOut): Promise<string> {
   const temp = join(root, `index.${tempSuffix()}`);
   await mkdir(temp, { mode: 0o755 });
   // Both documents at once: each is encoded and written on its own thread of the pool.
@@ -151,6 +165,11 @@ export async function swapIndexes(root: string, store: IndexStore, active: Index
     }),
   );
   fsyncPath(temp);
+  return temp;
+}
+
+/** Swaps the directory `writeIndexes` wrote with `index/` atomically (or renames it in). */
+export async function swapInIndexes(root: string, temp: string): Promise<void> {
   const live = join(root, 'index');
   const exists = await pathExists(live);
   if (exists) {

@@ -633,7 +633,7 @@ fn keys_text(store: &Store, ids: impl Iterator<Item = u32>) -> Result<String> {
     let mut text = String::new();
     for id in ids {
         let k = store.keys(id)?;
-        for field in [k.name.as_str(), &k.version, &k.architecture, k.hash(), &k.url] {
+        for field in [k.name, k.version, k.architecture, k.hash, k.url] {
             // A NUL inside a value would shift every later field; no valid value holds one.
             if field.contains('\0') {
                 text.push_str(&field.replace('\0', "\u{fffd}"));
@@ -644,6 +644,15 @@ fn keys_text(store: &Store, ids: impl Iterator<Item = u32>) -> Result<String> {
         }
     }
     Ok(text)
+}
+
+/// What loading or inspecting a document tells JavaScript: its header, SHA-256 and size.
+fn document_value(env: Env, header: &IndexHeader, sha256: &[u8; 32], size: usize) -> Result<Value> {
+    let o = env.object()?;
+    env.set(o, "header", header_value(env, header)?)?;
+    env.set(o, "sha256", env.string(&hash::to_hex(sha256))?)?;
+    env.set(o, "size", env.number(size as f64)?)?;
+    Ok(o)
 }
 
 fn index_load(env: Env, args: &[Value]) -> Result<Value> {
@@ -658,10 +667,7 @@ fn index_load(env: Env, args: &[Value]) -> Result<Value> {
             Ok((header, sha256, size, ids))
         },
         |env, (header, sha256, size, ids)| {
-            let o = env.object()?;
-            env.set(o, "header", header_value(env, &header)?)?;
-            env.set(o, "sha256", env.string(&hash::to_hex(&sha256))?)?;
-            env.set(o, "size", env.number(size as f64)?)?;
+            let o = document_value(env, &header, &sha256, size)?;
             env.set(o, "doc", env.number(ids.doc as f64)?)?;
             env.set(o, "first", env.number(ids.first as f64)?)?;
             env.set(o, "count", env.number(ids.count as f64)?)?;
@@ -675,13 +681,7 @@ fn index_inspect(env: Env, args: &[Value]) -> Result<Value> {
     env.promise(
         "peipkg.indexInspect",
         move || index::inspect(&path),
-        |env, (header, sha256, size)| {
-            let o = env.object()?;
-            env.set(o, "header", header_value(env, &header)?)?;
-            env.set(o, "sha256", env.string(&hash::to_hex(&sha256))?)?;
-            env.set(o, "size", env.number(size as f64)?)?;
-            Ok(o)
-        },
+        |env, (header, sha256, size)| document_value(env, &header, &sha256, size as usize),
     )
 }
 
@@ -821,10 +821,7 @@ fn index_write_site_script(env: Env, args: &[Value]) -> Result<Value> {
     let generated_at = env.get_string(arg(args, 3, "generatedAt")?, "generatedAt")?;
     env.promise(
         "peipkg.indexWriteSiteScript",
-        move || {
-            let bytes = store.read().site_script(index_version, &generated_at)?;
-            index::write_new(&path, &bytes)
-        },
+        move || store.read().write_site_script(&path, index_version, &generated_at),
         |env, ()| env.undefined(),
     )
 }

@@ -1,10 +1,14 @@
 //! Primitives for exclusive, crash-safe changes to a directory tree (`DECISIONS.md`, Repository
-//! writes): an `flock(2)` on a directory, an atomic swap of two directories, and fsync.
+//! writes): an `flock(2)` on a directory, an atomic swap of two directories, fsync, and new files
+//! written with early writeback and fsynced.
 
-use std::fs::{File, TryLockError};
-use std::path::Path;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
 
 use crate::error::{Code, Error, Result};
 use crate::ffi::sys;
@@ -80,6 +84,99 @@ pub fn exchange(a: &Path, b: &Path) -> Result<()> {
 pub fn fsync(path: &Path) -> Result<()> {
     let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
     file.sync_all().map_err(|e| Error::io("fsync", path, e))
+}
+
+/// Bytes written between two writeback kicks.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+/// A file being written that will be fsynced. With `early_writeback`, writeback of every finished
+/// 8 MiB is started as it is written, so the fsync at the end waits for the tail only instead of
+/// for the whole file (an 80 MB package here: 40–47 ms of fsync became 9–17 ms).
+pub struct WritebackFile {
+    file: File,
+    early_writeback: bool,
+    written: u64,
+    kicked: u64,
+}
+
+impl WritebackFile {
+    pub fn new(file: File, early_writeback: bool) -> WritebackFile {
+        WritebackFile { file, early_writeback, written: 0, kicked: 0 }
+    }
+
+    pub fn into_file(self) -> File {
+        self.file
+    }
+}
+
+impl Write for WritebackFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.early_writeback && self.written - self.kicked >= WRITEBACK_STEP {
+            sys::start_writeback(&self.file, self.kicked, self.written - self.kicked);
+            self.kicked = self.written;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// A new file (it must not exist) written front to back through a reused 1 MiB buffer, hashed as
+/// it is written, and fsynced by `finish`: what the repository's documents are written with, so
+/// that writing one costs no memory that grows with it.
+pub struct NewFile {
+    path: PathBuf,
+    out: BufWriter<WritebackFile>,
+    hasher: Sha256,
+    size: usize,
+}
+
+impl NewFile {
+    pub fn create(path: &Path) -> Result<NewFile> {
+        let file =
+            OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| Error::io("create", path, e))?;
+        Ok(NewFile {
+            path: path.to_owned(),
+            out: BufWriter::with_capacity(1 << 20, WritebackFile::new(file, true)),
+            hasher: Sha256::new(),
+            size: 0,
+        })
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.hasher.update(bytes);
+        self.size += bytes.len();
+        self.out.write_all(bytes).map_err(|e| self.error(e))
+    }
+
+    /// The error of a failed write, naming the file.
+    pub fn error(&self, e: std::io::Error) -> Error {
+        Error::io("write", &self.path, e)
+    }
+
+    /// Flushes and fsyncs the file; the SHA-256 and size of what was written.
+    pub fn finish(self) -> Result<([u8; 32], usize)> {
+        let path = self.path;
+        let file = self.out.into_inner().map_err(|e| Error::io("write", &path, e.into_error()))?.into_file();
+        file.sync_all().map_err(|e| Error::io("fsync", &path, e))?;
+        Ok((self.hasher.finalize().into(), self.size))
+    }
+}
+
+impl Write for NewFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.hasher.update(buf);
+        self.size += buf.len();
+        self.out.write_all(buf).map(|()| buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 #[cfg(test)]

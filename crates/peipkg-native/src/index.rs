@@ -10,8 +10,9 @@
 //! It knows the document's shape and encoding, nothing else: ordering, active derivation and every
 //! rule stay in TypeScript, which works from each entry's keys (name, version, architecture, hash, url).
 
+use std::borrow::Cow;
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::ops::Range;
 use std::path::Path;
 
@@ -162,60 +163,84 @@ impl<P> Document<P> {
     }
 }
 
-/// The bytes of the document at `path`, in one allocation of the right size (a 1,000,000-entry
-/// archive is over half a gigabyte).
-fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+/// A document's bytes: mapped from the page cache where the file system allows it, read otherwise.
+pub struct Bytes(Held);
+
+enum Held {
+    Mapped(crate::ffi::sys::Mapped),
+    Read(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Held::Mapped(m) => m,
+            Held::Read(v) => v,
+        }
+    }
+}
+
+/// The bytes of the document at `path`. Mapped, so that a 56 MB archive costs no fresh memory (see
+/// `Mapped`); read into one allocation of the right size where mapping fails (a directory, a file
+/// system without mmap), which also gives read's error.
+fn read_bytes(path: &Path) -> Result<Bytes> {
     let mut file = File::open(path).map_err(|e| Error::io("read", path, e))?;
+    if let Ok(mapped) = crate::ffi::sys::Mapped::of(&file) {
+        return Ok(Bytes(Held::Mapped(mapped)));
+    }
     let len = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
     let mut bytes = Vec::with_capacity(len + 1);
     file.read_to_end(&mut bytes).map_err(|e| Error::io("read", path, e))?;
-    Ok(bytes)
-}
-
-/// The bytes of the document at `path`, and their SHA-256 (what a detached signature covers).
-fn read_document(path: &Path) -> Result<(Vec<u8>, [u8; 32])> {
-    let bytes = read_bytes(path)?;
-    let sha256: [u8; 32] = Sha256::digest(&bytes).into();
-    Ok((bytes, sha256))
+    Ok(Bytes(Held::Read(bytes)))
 }
 
 fn parse_error(path: &Path, e: serde_json::Error) -> Error {
     Error::at(Code::Format, path, format!("parse {}: {e}", path.display()))
 }
 
-#[derive(Default, Deserialize)]
-struct HashKey {
-    #[serde(default, deserialize_with = "nullable")]
-    value: String,
-}
-
 /// The members of an entry that rules work from.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-pub struct Keys {
-    #[serde(default, deserialize_with = "nullable")]
-    pub name: String,
-    #[serde(default, deserialize_with = "nullable")]
-    pub version: String,
-    #[serde(default, deserialize_with = "nullable")]
-    pub architecture: String,
-    #[serde(default, deserialize_with = "nullable", rename = "hash")]
-    hash_ref: HashKeyWrapper,
-    #[serde(default, deserialize_with = "nullable")]
-    pub url: String,
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct KeysRef<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub architecture: &'a str,
+    pub hash: &'a str,
+    pub url: &'a str,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct HashKeyWrapper(String);
+impl<'a> KeysRef<'a> {
+    /// `name_version_architecture`, as problems name an entry.
+    pub fn triple_text(&self) -> String {
+        format!("{}_{}_{}", self.name, self.version, self.architecture)
+    }
 
-impl<'de> Deserialize<'de> for HashKeyWrapper {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(HashKeyWrapper(HashKey::deserialize(d)?.value))
+    pub fn triple(&self) -> (&'a str, &'a str, &'a str) {
+        (self.name, self.version, self.architecture)
     }
 }
 
+/// Keys held as strings: those of new packages, and of the rare loaded entry whose key members
+/// hold JSON escapes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Keys {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    pub hash: String,
+    pub url: String,
+}
+
 impl Keys {
-    pub fn hash(&self) -> &str {
-        &self.hash_ref.0
+    pub fn view(&self) -> KeysRef<'_> {
+        KeysRef {
+            name: &self.name,
+            version: &self.version,
+            architecture: &self.architecture,
+            hash: &self.hash,
+            url: &self.url,
+        }
     }
 
     fn of(entry: &Entry) -> Keys {
@@ -223,8 +248,140 @@ impl Keys {
             name: entry.name.clone(),
             version: entry.version.clone(),
             architecture: entry.architecture.clone(),
-            hash_ref: HashKeyWrapper(entry.hash.value.clone()),
+            hash: entry.hash.value.clone(),
             url: entry.url.clone(),
+        }
+    }
+}
+
+/// Where a loaded entry's keys are: as (offset, length) pairs into the entry's own JSON text, for
+/// members without escapes (eight bytes each, no allocation), or as strings.
+#[derive(Clone, Debug)]
+pub enum EntryKeys {
+    InEntry([(u32, u32); 5]),
+    Owned(Box<Keys>),
+}
+
+impl Default for EntryKeys {
+    fn default() -> Self {
+        EntryKeys::InEntry([(0, 0); 5])
+    }
+}
+
+impl EntryKeys {
+    /// The keys, given the entry's JSON text they were parsed from.
+    pub fn get<'a>(&'a self, entry: &'a [u8]) -> KeysRef<'a> {
+        match self {
+            EntryKeys::Owned(keys) => keys.view(),
+            EntryKeys::InEntry(at) => {
+                // Each range held a string serde_json borrowed, so it is in bounds and UTF-8.
+                let text = |(start, len): (u32, u32)| {
+                    let (start, len) = (start as usize, len as usize);
+                    entry.get(start..start + len).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or_default()
+                };
+                KeysRef {
+                    name: text(at[0]),
+                    version: text(at[1]),
+                    architecture: text(at[2]),
+                    hash: text(at[3]),
+                    url: text(at[4]),
+                }
+            }
+        }
+    }
+
+    fn parse(entry: &[u8]) -> std::result::Result<EntryKeys, serde_json::Error> {
+        let raw: RawKeys = serde_json::from_slice(entry)?;
+        let base = entry.as_ptr() as usize;
+        // Each member borrowed from `entry` as (offset, length): the offset is the distance between
+        // the two pointers. None when one was unescaped into a string of its own.
+        let place = |text: &Text| -> Option<(u32, u32)> {
+            match &text.0 {
+                Cow::Borrowed("") => Some((0, 0)),
+                Cow::Borrowed(s) => {
+                    let start = (s.as_ptr() as usize).wrapping_sub(base);
+                    let fits = start.checked_add(s.len()).is_some_and(|end| end <= entry.len());
+                    Some((u32::try_from(start).ok().filter(|_| fits)?, u32::try_from(s.len()).ok()?))
+                }
+                Cow::Owned(_) => None,
+            }
+        };
+        let placed = [&raw.name, &raw.version, &raw.architecture, &raw.hash, &raw.url].map(place);
+        if placed.iter().all(Option::is_some) {
+            return Ok(EntryKeys::InEntry(placed.map(Option::unwrap_or_default)));
+        }
+        Ok(EntryKeys::Owned(Box::new(raw.into_keys())))
+    }
+}
+
+/// A string member as serde_json gives it: borrowed from the input when it holds no escapes. A
+/// missing member or `null` reads as "" (the reference's zero value).
+#[derive(Default)]
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> std::result::Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> std::result::Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> std::result::Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(s)))
+            }
+            fn visit_none<E>(self) -> std::result::Result<Text<'a>, E> {
+                Ok(Text::default())
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Text<'a>, E> {
+                Ok(Text::default())
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Text<'a>, D::Error> {
+                d.deserialize_str(self)
+            }
+        }
+        d.deserialize_option(Visit(std::marker::PhantomData))
+    }
+}
+
+#[derive(Default, Deserialize)]
+struct RawHash<'a> {
+    #[serde(borrow, default)]
+    value: Text<'a>,
+}
+
+#[derive(Deserialize)]
+struct RawKeys<'a> {
+    #[serde(borrow, default)]
+    name: Text<'a>,
+    #[serde(borrow, default)]
+    version: Text<'a>,
+    #[serde(borrow, default)]
+    architecture: Text<'a>,
+    #[serde(borrow, default, deserialize_with = "nullable_hash")]
+    hash: Text<'a>,
+    #[serde(borrow, default)]
+    url: Text<'a>,
+}
+
+fn nullable_hash<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> std::result::Result<Text<'a>, D::Error> {
+    Ok(Option::<RawHash<'a>>::deserialize(d)?.unwrap_or_default().value)
+}
+
+impl RawKeys<'_> {
+    fn into_keys(self) -> Keys {
+        Keys {
+            name: self.name.0.into_owned(),
+            version: self.version.0.into_owned(),
+            architecture: self.architecture.0.into_owned(),
+            hash: self.hash.0.into_owned(),
+            url: self.url.0.into_owned(),
         }
     }
 }
@@ -241,11 +398,30 @@ struct HeaderOut<'a> {
 /// A document as read: its bytes, where each entry's JSON lies in them, and each entry's keys.
 pub struct Loaded {
     pub header: Header,
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
     pub spans: Vec<Range<usize>>,
-    pub keys: Vec<Keys>,
-    /// SHA-256 and length of the file's bytes, as read (what a detached signature covers).
+    pub keys: Vec<EntryKeys>,
+    /// SHA-256 of the file's bytes, as read (what a detached signature covers).
     pub sha256: [u8; 32],
+}
+
+impl Loaded {
+    /// The JSON text of entry `i`.
+    pub fn json(&self, i: usize) -> &[u8] {
+        &self.bytes[self.spans[i].clone()]
+    }
+
+    pub fn entry_keys(&self, i: usize) -> KeysRef<'_> {
+        self.keys[i].get(self.json(i))
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
 }
 
 /// Below this many entries, the keys are read on the calling thread alone.
@@ -256,15 +432,15 @@ const PARALLEL_KEYS: usize = 20_000;
 /// thread hashes the bytes.
 pub fn load(path: &Path) -> Result<Loaded> {
     let bytes = read_bytes(path)?;
-    let parse_keys = |spans: &[Range<usize>]| -> Result<Vec<Keys>> {
-        spans
-            .iter()
-            .map(|s| serde_json::from_slice::<Keys>(&bytes[s.clone()]).map_err(|e| parse_error(path, e)))
-            .collect()
+    let parse_keys = |spans: &[Range<usize>], out: &mut [EntryKeys]| -> Result<()> {
+        for (span, slot) in spans.iter().zip(out) {
+            *slot = EntryKeys::parse(&bytes[span.clone()]).map_err(|e| parse_error(path, e))?;
+        }
+        Ok(())
     };
     let (sha256, parsed) = std::thread::scope(|outer| {
-        let sha256 = outer.spawn(|| -> [u8; 32] { Sha256::digest(&bytes).into() });
-        let parsed = (|| -> Result<(Header, Vec<Range<usize>>, Vec<Keys>)> {
+        let sha256 = outer.spawn(|| -> [u8; 32] { Sha256::digest(&*bytes).into() });
+        let parsed = (|| -> Result<(Header, Vec<Range<usize>>, Vec<EntryKeys>)> {
             let doc: Document<Option<Vec<&RawValue>>> =
                 serde_json::from_slice(&bytes).map_err(|e| parse_error(path, e))?;
             let (header, packages) = doc.into_parts();
@@ -278,22 +454,24 @@ pub fn load(path: &Path) -> Result<Loaded> {
                     start..start + raw.get().len()
                 })
                 .collect();
+            let mut keys = vec![EntryKeys::default(); spans.len()];
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-            let keys = if spans.len() < PARALLEL_KEYS || threads < 2 {
-                parse_keys(&spans)?
+            if spans.len() < PARALLEL_KEYS || threads < 2 {
+                parse_keys(&spans, &mut keys)?;
             } else {
                 let chunk = spans.len().div_ceil(threads);
                 std::thread::scope(|inner| {
-                    let parts: Vec<_> = spans.chunks(chunk).map(|part| inner.spawn(move || parse_keys(part))).collect();
-                    let mut keys = Vec::with_capacity(spans.len());
+                    let parts: Vec<_> = spans
+                        .chunks(chunk)
+                        .zip(keys.chunks_mut(chunk))
+                        .map(|(part, out)| inner.spawn(move || parse_keys(part, out)))
+                        .collect();
                     for part in parts {
-                        keys.extend(
-                            part.join().unwrap_or_else(|_| Err(Error::argument("index keys: a thread panicked")))?,
-                        );
+                        part.join().unwrap_or_else(|_| Err(Error::argument("index keys: a thread panicked")))?;
                     }
-                    Ok::<_, Error>(keys)
-                })?
-            };
+                    Ok::<_, Error>(())
+                })?;
+            }
             Ok((header, spans, keys))
         })();
         (sha256.join(), parsed)
@@ -306,8 +484,14 @@ pub fn load(path: &Path) -> Result<Loaded> {
 /// The header, SHA-256 and size of a document, without keeping its entries (they are still
 /// checked to be well-formed JSON).
 pub fn inspect(path: &Path) -> Result<(Header, [u8; 32], u64)> {
-    let (bytes, sha256) = read_document(path)?;
-    let doc: Document<IgnoredAny> = serde_json::from_slice(&bytes).map_err(|e| parse_error(path, e))?;
+    let bytes = read_bytes(path)?;
+    let (doc, sha256) = std::thread::scope(|s| {
+        let sha256 = s.spawn(|| -> [u8; 32] { Sha256::digest(&*bytes).into() });
+        let doc = serde_json::from_slice::<Document<IgnoredAny>>(&bytes);
+        (doc, sha256.join())
+    });
+    let doc = doc.map_err(|e| parse_error(path, e))?;
+    let sha256 = sha256.map_err(|_| Error::argument("index hash: a thread panicked"))?;
     Ok((doc.into_parts().0, sha256, bytes.len() as u64))
 }
 
@@ -440,9 +624,9 @@ fn escape_line_separators(json: Vec<u8>) -> Vec<u8> {
     out
 }
 
-/// The canonical bytes of an index document with `entries` (each an entry's canonical JSON) in the
-/// given order, newline included.
-pub fn encode<'a>(header: &Header, entries: impl ExactSizeIterator<Item = &'a [u8]> + Clone) -> Result<Vec<u8>> {
+/// Writes the canonical bytes of an index document with `entries` (each an entry's canonical JSON)
+/// in the given order, newline included.
+pub fn encode_to(out: &mut impl Write, header: &Header, entries: &[&[u8]]) -> std::io::Result<()> {
     let head = HeaderOut {
         schema_version: header.schema_version,
         repo: &header.repo,
@@ -450,38 +634,22 @@ pub fn encode<'a>(header: &Header, entries: impl ExactSizeIterator<Item = &'a [u
         index_version: header.index_version,
         generated_at: &header.generated_at,
     };
-    let mut out =
-        escape_line_separators(serde_json::to_vec(&head).map_err(|e| Error::argument(format!("encode index: {e}")))?);
-    out.reserve(entries.clone().map(|e| e.len() + 1).sum::<usize>() + 16);
-    out.pop(); // the header object's closing brace
-    out.extend_from_slice(b",\"packages\":[");
-    for (i, entry) in entries.enumerate() {
+    let head = escape_line_separators(serde_json::to_vec(&head)?);
+    out.write_all(&head[..head.len() - 1])?; // without the header object's closing brace
+    out.write_all(b",\"packages\":[")?;
+    for (i, entry) in entries.iter().enumerate() {
         if i > 0 {
-            out.push(b',');
+            out.write_all(b",")?;
         }
-        out.extend_from_slice(entry);
+        out.write_all(entry)?;
     }
-    out.extend_from_slice(b"]}\n");
-    Ok(out)
+    out.write_all(b"]}\n")
 }
 
 /// Canonical bytes of one entry (for cross-checks with the TypeScript encoder).
 pub fn encode_entry(entry: &Entry) -> Result<Vec<u8>> {
     let json = serde_json::to_vec(entry).map_err(|e| Error::argument(format!("encode entry: {e}")))?;
     Ok(escape_line_separators(json))
-}
-
-/// Writes `bytes` to a new file (it must not exist) and fsyncs it.
-pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| Error::io("create", path, e))?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
-    w.write_all(bytes).map_err(|e| Error::io("write", path, e))?;
-    let file = w.into_inner().map_err(|e| Error::io("write", path, e.into_error()))?;
-    file.sync_all().map_err(|e| Error::io("fsync", path, e))
 }
 
 #[cfg(test)]
@@ -505,14 +673,52 @@ mod tests {
         let path = dir.join("active.json");
         std::fs::write(&path, HELLO).unwrap();
         let loaded = load(&path).unwrap();
-        assert_eq!(loaded.keys[0].name, "hello");
-        assert_eq!(loaded.keys[0].hash(), "64840dab60cebcd13387aaf7cd4a1be3ee756698077476aeeaafdaf2256c8abf");
-        let raw = &loaded.bytes[loaded.spans[0].clone()];
-        let out = encode(&loaded.header, [raw].into_iter()).unwrap();
+        let keys = loaded.entry_keys(0);
+        assert_eq!(keys.name, "hello");
+        assert_eq!(keys.hash, "64840dab60cebcd13387aaf7cd4a1be3ee756698077476aeeaafdaf2256c8abf");
+        assert!(matches!(loaded.keys[0], EntryKeys::InEntry(_)));
+        let raw = loaded.json(0);
+        let mut out = Vec::new();
+        encode_to(&mut out, &loaded.header, &[raw]).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), HELLO);
         // Re-encoding the parsed entry gives the same bytes as reusing them.
         let reparsed = parse_entries(&format!("[{}]", std::str::from_utf8(raw).unwrap())).unwrap();
         assert_eq!(reparsed[0], raw);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn keys_are_borrowed_from_the_entry_unless_escaped_and_null_reads_as_empty() {
+        let plain = br#"{"name":"a","version":"1-1","architecture":"noarch","hash":{"value":"h"},"url":"/p/a"}"#;
+        let keys = EntryKeys::parse(plain).unwrap();
+        assert!(matches!(keys, EntryKeys::InEntry(_)));
+        assert_eq!(
+            keys.get(plain),
+            KeysRef { name: "a", version: "1-1", architecture: "noarch", hash: "h", url: "/p/a" }
+        );
+
+        let escaped = br#"{"name":"a","version":"1-1","url":"/p/a?x=1\u0026y=\"2\"","hash":null,"architecture":null}"#;
+        let keys = EntryKeys::parse(escaped).unwrap();
+        assert!(matches!(keys, EntryKeys::Owned(_)));
+        assert_eq!(
+            keys.get(escaped),
+            KeysRef { name: "a", version: "1-1", architecture: "", hash: "", url: "/p/a?x=1&y=\"2\"" }
+        );
+
+        let sparse = br#"{"hash":{"algorithm":"sha256"},"extra":[1,{"name":"not this"}]}"#;
+        assert_eq!(EntryKeys::parse(sparse).unwrap().get(sparse), KeysRef::default());
+        assert!(EntryKeys::parse(br#"{"name":7}"#).is_err());
+    }
+
+    #[test]
+    fn an_empty_or_unmappable_document_reads_like_before() {
+        let dir = std::env::temp_dir().join(format!("peipkg-index-empty-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("empty.json"), b"").unwrap();
+        let empty = load(&dir.join("empty.json")).err().unwrap();
+        assert!(empty.message.contains("EOF while parsing"), "{}", empty.message);
+        let directory = load(&dir.join("sub")).err().unwrap();
+        assert!(directory.message.contains("Is a directory"), "{}", directory.message);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -536,7 +742,7 @@ mod tests {
             String::from_utf8(json).unwrap(),
             r#"{"name":"a","version":"1.0-1","architecture":"noarch","description":"d","license":"MIT","homepage":"","dependencies":[{"name":"b","constraint":">= 1"}],"optional_dependencies":[],"conflicts":[],"provides":[{"name":"c"}],"replaces":[],"side_effects":[],"size_compressed":9,"size_installed":5,"hash":{"algorithm":"sha256","value":"ab"},"url":"/p/a","build":{"timestamp":"2026-01-01T00:00:00Z","farm_id":"f"}}"#
         );
-        assert_eq!((keys.name.as_str(), keys.hash(), keys.url.as_str()), ("a", "ab", "/p/a"));
+        assert_eq!((keys.name.as_str(), keys.hash.as_str(), keys.url.as_str()), ("a", "ab", "/p/a"));
     }
 
     #[test]

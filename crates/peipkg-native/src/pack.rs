@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use crate::durable::WritebackFile;
 use crate::ed25519::{base64_unpadded, SigningKey};
 use crate::error::{Code, Error, Result};
 use crate::ffi::sys::open_beneath;
@@ -81,38 +82,9 @@ pub fn envelope(fingerprint: &str, signature: &[u8; 64]) -> String {
     )
 }
 
-/// Bytes written between two writeback kicks.
-const WRITEBACK_STEP: u64 = 8 << 20;
-
-/// The output file. When it will be fsynced, writeback of every finished 8 MiB is started as the
-/// package is written, so the fsync at the end waits for the tail only instead of for the whole
-/// file after compression has finished (80 MB package here: 40–47 ms of fsync became 9–17 ms).
-struct Output {
-    file: File,
-    early_writeback: bool,
-    written: u64,
-    kicked: u64,
-}
-
-impl Write for Output {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.written += n as u64;
-        if self.early_writeback && self.written - self.kicked >= WRITEBACK_STEP {
-            crate::ffi::sys::start_writeback(&self.file, self.kicked, self.written - self.kicked);
-            self.kicked = self.written;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
-    }
-}
-
 enum Sink {
-    Raw(BufWriter<Output>),
-    Zstd(Box<Encoder<BufWriter<Output>>>),
+    Raw(BufWriter<WritebackFile>),
+    Zstd(Box<Encoder<BufWriter<WritebackFile>>>),
     /// Between two frames (only inside `TarStream::next_frame`).
     Gap,
 }
@@ -155,7 +127,7 @@ impl TarStream<'_> {
             Sink::Zstd(z) => z.finish()?.0,
             Sink::Gap => unreachable!("no frame is open"),
         };
-        Ok(w.into_inner().map_err(|e| Error::io("write", self.path, e.into_error()))?.file)
+        Ok(w.into_inner().map_err(|e| Error::io("write", self.path, e.into_error()))?.into_file())
     }
 }
 
@@ -287,7 +259,7 @@ fn pack_into(spec: &Spec, file: File, progress: Option<&Progress>) -> Result<Out
     let trailer = tar::TRAILER.len() as u64;
     // The first frame is pledged to hold everything but the trailer, the second exactly the trailer.
     let first_frame = if spec.split_trailer { tar_size - trailer } else { tar_size };
-    let output = Output { file, early_writeback: spec.fsync, written: 0, kicked: 0 };
+    let output = WritebackFile::new(file, spec.fsync);
     let writer = BufWriter::with_capacity(READ_CHUNK, output);
     let sink = match &spec.compression {
         Some(params) => Sink::Zstd(Box::new(Encoder::new(writer, &spec.output, params, Some(first_frame))?)),

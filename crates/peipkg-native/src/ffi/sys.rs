@@ -279,3 +279,71 @@ pub fn advise_sequential(file: &File) {
         libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_SEQUENTIAL);
     }
 }
+
+/// A file's bytes mapped read-only (`mmap(MAP_PRIVATE | MAP_POPULATE)`), unmapped on drop.
+///
+/// Mapping shares the page cache's pages instead of copying them into fresh memory, which on these
+/// virtual machines costs about 2.7 ms per MB in first-touch page faults (a 56 MB index: 150 ms
+/// read, 2–4 ms mapped). The mapping assumes the file is not truncated while it is held (the
+/// process would get `SIGBUS`): repository documents are only ever replaced by renaming new files
+/// over them, never rewritten in place.
+pub struct Mapped {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned by this value; sharing `&[u8]` views across threads is
+// as safe as sharing any immutable slice.
+unsafe impl Send for Mapped {}
+// SAFETY: as above: nothing mutates the mapped bytes through this value.
+unsafe impl Sync for Mapped {}
+
+impl Mapped {
+    /// Maps the whole of `file` as it is now.
+    pub fn of(file: &File) -> io::Result<Mapped> {
+        let len = usize::try_from(file.metadata()?.len()).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+        if len == 0 {
+            // mmap refuses a length of 0; an empty file has no bytes to map.
+            return Ok(Mapped { ptr: std::ptr::null_mut(), len: 0 });
+        }
+        // SAFETY: a fresh private read-only mapping of an open descriptor; the kernel chooses the
+        // address, and nothing else refers to the range until `Mapped` is dropped.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_POPULATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapped { ptr, len })
+    }
+}
+
+impl std::ops::Deref for Mapped {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: `ptr` maps `len` readable bytes for as long as `self` lives (see `of`).
+        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: `ptr`/`len` are exactly what mmap returned, and no view outlives `self`.
+            unsafe {
+                libc::munmap(self.ptr, self.len);
+            }
+        }
+    }
+}
