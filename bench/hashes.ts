@@ -19,75 +19,36 @@
  * A benchmark, not a test: it prints numbers and never fails on them.
  */
 
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { execa } from 'execa';
 
-import { canonicalJson } from '../ts/format/json.js';
-import { loadSigningKey, sha256, sha256Files, signingKeyInfo } from '../ts/native.js';
-import { encodeDescriptor, keyUrl } from '../ts/repo/descriptor.js';
-import { detachedSignature } from '../ts/repo/signature.js';
+import { sha256Files } from '../ts/native.js';
+import { loadAverage as load, median } from './measure.js';
+import { syntheticState } from './repoState.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const repoCli = join(root, 'bin/peipkg-repo.js');
 const PACKAGE_COUNT = 22;
-/** 96 MiB: 22 of them make ~2.2 GB, as in bench/repo.ts. */
+/** 96 MiB: 22 of them make ~2.2 GB. */
 const PACKAGE_MIB = 96;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 
-/**
- * A signed state whose indexes name `PACKAGE_COUNT` package files, all present (the part of
- * bench/repo.ts's state building that the hash check needs). Returns the files.
- */
+/** A signed state whose indexes name `PACKAGE_COUNT` package files, all present; the files. */
 async function hashState(dir: string): Promise<string[]> {
   const keyPath = join(dir, 'key.pem');
   await execa('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', keyPath]);
-  const key = loadSigningKey(keyPath);
-  const fp = signingKeyInfo(key).fingerprint;
-  const state = join(dir, 'state');
-  await mkdir(join(state, 'index'), { recursive: true });
-  await mkdir(join(state, 'keys'));
-  await writeFile(join(state, 'keys', `${fp}.pub`), signingKeyInfo(key).publicKeyPem);
-  const entries: Array<Record<string, unknown>> = [];
-  const files: string[] = [];
-  const chunk = randomBytes(1 << 20);
-  for (let i = 0; i < PACKAGE_COUNT; i++) {
-    const name = `pkg-${String(i).padStart(6, '0')}`;
-    const url = `/p/${name}/1.0-1/${name}_1.0-1_x86_64.peipkg`;
-    const file = join(state, url);
-    await mkdir(join(file, '..'), { recursive: true });
-    // The name at the end makes every file's digest different.
-    const bytes = Buffer.concat([...Array<Buffer>(PACKAGE_MIB).fill(chunk), Buffer.from(name)]);
-    await writeFile(file, bytes);
-    files.push(file);
-    entries.push({
-      name, version: '1.0-1', architecture: 'x86_64', description: 'A synthetic package for the hash benchmark.', license: 'MIT',
-      homepage: 'https://peios.org', dependencies: [], optional_dependencies: [], conflicts: [], provides: [], replaces: [],
-      side_effects: [], size_compressed: bytes.length, size_installed: bytes.length * 3,
-      hash: { algorithm: 'sha256', value: createHash('sha256').update(bytes).digest('hex') }, url,
-      build: { timestamp: '2026-05-06T12:00:00Z', farm_id: 'bench' },
-    });
-  }
-  for (const kind of ['active', 'archive']) {
-    const text = canonicalJson({ schema_version: 1, repo: 'bench', kind, index_version: 7, generated_at: '2026-05-07T00:00:00Z', packages: entries });
-    await writeFile(join(state, 'index', `${kind}.json`), text);
-    await writeFile(join(state, 'index', `${kind}.json.sig`), detachedSignature(key, sha256(Buffer.from(text))));
-  }
-  const descriptor = encodeDescriptor({ name: 'bench', description: '', keys: [{ fingerprint: fp, url: keyUrl(fp), status: 'active', validUntil: '' }] });
-  await writeFile(join(state, 'repo.json'), descriptor);
-  await writeFile(join(state, 'repo.json.sig'), detachedSignature(key, sha256(Buffer.from(descriptor))));
-  return files;
+  await syntheticState(join(dir, 'state'), keyPath, { entryCount: PACKAGE_COUNT, files: PACKAGE_COUNT, fileBytes: PACKAGE_MIB << 20 });
+  return packageFiles(dir);
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+async function packageFiles(dir: string): Promise<string[]> {
+  return (await execa('find', [join(dir, 'state', 'p'), '-name', '*.peipkg'])).stdout.split('\n').sort();
 }
 
 async function seconds(run: () => Promise<unknown>): Promise<number> {
@@ -96,15 +57,13 @@ async function seconds(run: () => Promise<unknown>): Promise<number> {
   return (performance.now() - started) / 1000;
 }
 
-const load = (): string => loadavg().map((l) => l.toFixed(2)).join(' ');
-
 async function main(): Promise<void> {
   const reuse = process.env.BENCH_STATE;
   const work = reuse ?? (await mkdtemp(join(tmpdir(), 'peipkg-bench-hashes-')));
   try {
     let files: string[];
     if (reuse && existsSync(join(reuse, 'state', 'repo.json'))) {
-      files = (await execa('find', [join(reuse, 'state', 'p'), '-name', '*.peipkg'])).stdout.split('\n').sort();
+      files = await packageFiles(reuse);
     } else {
       console.log(`building a state with ${PACKAGE_COUNT} package files of ${PACKAGE_MIB} MiB…`);
       files = await hashState(work);

@@ -27,17 +27,13 @@ import { execa } from 'execa';
 import { signDeferredPackage } from '../ts/format/deferredSignature.js';
 import { verifyPackage } from '../ts/format/verify.js';
 import { appendSignature, fsyncPath, loadSigningKey, readPackage } from '../ts/native.js';
+import { median } from './measure.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const buildCli = join(root, 'bin/peipkg-build.js');
 const keyPath = join(root, '__test__/fixtures/vectors/keys/test-signing.ed25519');
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const SIZES_MIB = [2, 200];
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 async function seconds(run: () => Promise<unknown>): Promise<number> {
   const start = performance.now();
