@@ -144,7 +144,8 @@ for (const file of result.outputFiles) {
 }
 
 const ZOD = join(out, 'vendor', 'zod.js');
-const ZOD_IMPORT = /(\bfrom\s*)(['"])zod\2/g;
+// tsc's import of zod, or (when this script runs again over the same dist/) the rewritten one.
+const ZOD_IMPORT = /(\bfrom\s*)(['"])(?:zod|(?:\.\.?\/)+vendor\/zod\.js)\2/g;
 
 /** Every .js file tsc wrote under `dir`, but not the bundles' chunks or vendor files. */
 async function compiled(dir) {
@@ -163,7 +164,11 @@ for (const path of await compiled(out)) {
   const text = await readFile(path, 'utf8');
   if (!text.match(ZOD_IMPORT)) continue;
   importers.push({ path, text });
-  for (const [, member] of text.matchAll(/\bz\.([A-Za-z_$][\w$]*)/g)) members.add(member);
+  for (const [, member] of text.matchAll(/\bz\s*\.\s*([A-Za-z_$][\w$]*)/g)) members.add(member);
+  // `z` used other than as `z.<member>` (passed on, spread) would meet the vendored subset at run
+  // time; refuse it here. (The look-arounds skip `z` in strings and character classes: 'z', a-z.)
+  const bare = text.replace(/^import \{ z \} from .*$/gm, '').match(/(?<![\w$.\-'"\\])\bz\b(?!\s*\.)(?![\w$'"\]])/);
+  if (bare) throw new Error(`${path}: uses zod's \`z\` other than as z.<member>; the vendored zod holds only the members used`);
 }
 const used = [...members].sort();
 await build({
