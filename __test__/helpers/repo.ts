@@ -1,6 +1,6 @@
 /** Repository states made with the real CLI, and snapshots to prove a state did not change. */
 
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 
 import type { ExecutionContext } from 'ava';
@@ -31,14 +31,26 @@ export function publishInPlace(state: string, newDir: string, key: string, times
   return runTool('peipkg-repo', ['publish', '--in', state, '--new', newDir, '--sign-key', key, '--timestamp', timestamp, '--out', state, ...extra]);
 }
 
-/** Relative path → SHA-256 of every file under `dir` (directories implied). */
+/**
+ * A file's SHA-256; for a symlink, also where it points; for a FIFO or device, only what it is
+ * (reading those would wait or never end).
+ */
+async function fingerprint(path: string): Promise<string> {
+  const link = (await lstat(path)).isSymbolicLink() ? `-> ${await readlink(path)} ` : '';
+  const target = await stat(path).catch(() => undefined);
+  if (target === undefined) return `${link}(dangling)`;
+  if (!target.isFile()) return `${link}(${target.isFIFO() ? 'FIFO' : 'not a file'})`;
+  return `${link}${sha256(await readFile(path))}`;
+}
+
+/** Relative path → SHA-256 of every file under `dir` (directories implied; see `fingerprint`). */
 export async function snapshot(dir: string): Promise<Map<string, string>> {
   const files = new Map<string, string>();
   async function walk(d: string): Promise<void> {
     for (const entry of await readdir(d, { withFileTypes: true })) {
       const path = join(d, entry.name);
       if (entry.isDirectory()) await walk(path);
-      else files.set(relative(dir, path), sha256(await readFile(path)));
+      else files.set(relative(dir, path), await fingerprint(path));
     }
   }
   await walk(dir);

@@ -3,7 +3,7 @@
  * `load previous state: `), the exit code, and a state byte-for-byte unchanged on disk.
  */
 
-import { readFile, writeFile, rm, mkdir, stat } from 'node:fs/promises';
+import { readFile, writeFile, rm, mkdir, stat, symlink, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import test, { type ExecutionContext } from 'ava';
@@ -13,7 +13,7 @@ import { signingKeyFromBytes } from '../../ts/native.js';
 import { runTool, type ToolResult } from '../helpers/cli.js';
 import { tempDir } from '../helpers/fs.js';
 import { makePackage } from '../helpers/packages.js';
-import { initState, publishInPlace, snapshot, vectorSeedFile } from '../helpers/repo.js';
+import { initState, publishInPlace, snapshot, vectorSeedFile, VECTOR_FINGERPRINT } from '../helpers/repo.js';
 
 interface Fixture {
   key: string;
@@ -201,4 +201,54 @@ test('a malformed --mode and a missing --repo', async (t) => {
   const load = await runTool('peipkg-repo', ['verify', '--repo', missing]);
   t.is(load.exitCode, 1);
   t.regex(load.stderr, /^peipkg-repo: load state: read repo\.json: no such file or directory\n$/);
+});
+
+/**
+ * A state copied from a mirror decides what sits at each path. A FIFO there used to make verify
+ * and publish wait forever for a writer, and a symlink to /dev/zero read without end: each is
+ * refused at once, naming the document, and publish leaves the state as it was.
+ */
+const STATE_DOCUMENTS = ['repo.json', 'repo.json.sig', 'index/active.json', 'index/archive.json', 'index/archive.json.sig', `keys/${VECTOR_FINGERPRINT}.pub`];
+
+for (const [kind, make, said] of [
+  ['a FIFO', (path: string) => execa('mkfifo', [path]), 'a FIFO'],
+  ['a symlink to /dev/zero', (path: string) => symlink('/dev/zero', path), 'a device'],
+] as const) {
+  test(`${kind} in place of any document of a state is refused at once by verify and publish, naming it`, async (t) => {
+    const f = await fixture(t);
+    await makePackage(f.incoming, { name: 'beta', version: '1.0-1' });
+    for (const doc of STATE_DOCUMENTS) {
+      const state = join(await tempDir(t), 'state');
+      await execa('cp', ['-a', f.state, state]);
+      await rm(join(state, doc));
+      await make(join(state, doc));
+      const named = new RegExp(`${doc.replace(/[.]/g, '\\.')}: is ${said}, not a regular file`);
+      const verify = await runTool('peipkg-repo', ['verify', '--repo', state, '--mode', 'both'], { timeoutMs: 20_000 });
+      t.is(verify.exitCode, 1, `verify, ${doc}: ${verify.stderr}`);
+      t.regex(verify.stderr, named, doc);
+      t.notRegex(verify.stderr, /\n\s+at /, 'no stack trace');
+      await refused(t, state, () => publishInPlace(state, f.incoming, f.key, '2026-05-07T02:00:00Z'), 1, named);
+    }
+  });
+}
+
+test('a package file of the state that is a FIFO fails the hash check instead of waiting for a writer', async (t) => {
+  const f = await fixture(t);
+  const [published] = (await execa('find', [join(f.state, 'p'), '-name', '*.peipkg'])).stdout.split('\n');
+  await rm(published!);
+  await execa('mkfifo', [published!]);
+  const verify = await runTool('peipkg-repo', ['verify', '--repo', f.state, '--mode', 'hashes'], { timeoutMs: 20_000 });
+  t.is(verify.exitCode, 1, verify.stderr);
+  t.regex(verify.stdout + verify.stderr, /alpha_1\.0-1_noarch\.peipkg: is a FIFO, not a regular file/);
+  const inspect = await runTool('peipkg-build', ['verify', published!], { timeoutMs: 20_000 });
+  t.is(inspect.exitCode, 1, inspect.stderr);
+  t.regex(inspect.stderr, /alpha_1\.0-1_noarch\.peipkg: is a FIFO, not a regular file/);
+});
+
+test('a repo.json larger than any real one (a sparse 20 MiB file) is refused without being read whole', async (t) => {
+  const f = await fixture(t);
+  await truncate(join(f.state, 'repo.json'), 20 << 20);
+  const verify = await runTool('peipkg-repo', ['verify', '--repo', f.state]);
+  t.is(verify.exitCode, 1);
+  t.regex(verify.stderr, /^peipkg-repo: load state: read repo\.json: is larger than 16MiB, more than such a file ever holds\n$/);
 });

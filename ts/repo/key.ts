@@ -14,7 +14,6 @@
  * then stale, so the user runs `peipkg-repo resign` next, as after a hand edit.
  */
 
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { pathExists } from '../fs.js';
@@ -24,7 +23,7 @@ import { timestampProblem } from '../format/timestamp.js';
 import { DirLock, parsePublicKey, type PublicKeyInfo } from '../native.js';
 import { descriptorKeyProblems, encodeDescriptor, keyUrl, type Descriptor, type DescriptorKey } from './descriptor.js';
 import { loadStateAt } from './list.js';
-import { DESCRIPTOR, KEYS_DIR } from './state.js';
+import { DESCRIPTOR, KEYS_DIR, readSmallDocument } from './state.js';
 import { makeDirs, removeLeftovers, replaceFile } from './write.js';
 
 export interface KeyAddRequest {
@@ -73,7 +72,7 @@ export function validUntilFlag(value: string): string {
 async function readPublicKey(path: string): Promise<PublicKeyInfo> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(path);
+    bytes = await readSmallDocument(path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const reason = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (error as Error).message;
@@ -139,7 +138,7 @@ export async function keyAdd(request: KeyAddRequest): Promise<KeyEdit> {
       after: async () => {
         const file = join(request.repoDir, KEYS_DIR, `${key.fingerprint}.pub`);
         if (await pathExists(file)) {
-          const present = await readFile(file).then((b) => parsePublicKey(b).fingerprint, () => undefined);
+          const present = await readSmallDocument(file).then((b) => parsePublicKey(b).fingerprint, () => undefined);
           if (present === key.fingerprint) return;
         }
         await makeDirs(request.repoDir, KEYS_DIR);

@@ -9,7 +9,7 @@
  * change; their signatures are swapped in with them as one, and repo.json follows.
  */
 
-import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { pathExists } from '../fs.js';
@@ -18,7 +18,7 @@ import { decodeEnvelope } from '../format/envelope.js';
 import { DirLock, exchangePaths, fsyncPath, parsePublicKey, sha256, sha256File, signingKeyInfo, verifySignature, type SigningKey } from '../native.js';
 import { descriptorKeyProblems, encodeDescriptor } from './descriptor.js';
 import { detachedSignature } from './signature.js';
-import { ACTIVE, ARCHIVE, KEYS_DIR, loadState, StateLoadError } from './state.js';
+import { ACTIVE, ARCHIVE, KEYS_DIR, loadState, readSmallDocument, StateLoadError } from './state.js';
 import { removeLeftovers, replaceFile, tempSuffix, writeDescriptor, writeDurable } from './write.js';
 
 export interface ResignRequest {
@@ -29,10 +29,10 @@ export interface ResignRequest {
 
 /** The index's signature must verify with the key that made it, read from keys/<fingerprint>.pub. */
 async function verifyWithSigner(repo: string, doc: string): Promise<void> {
-  const envelope = decodeEnvelope(await readFile(join(repo, `${doc}.sig`)).catch(() => Buffer.alloc(0)));
+  const envelope = decodeEnvelope(await readSmallDocument(join(repo, `${doc}.sig`)).catch(() => Buffer.alloc(0)));
   if ('problem' in envelope) throw new InputError(`${doc}.sig: ${envelope.problem}`);
   const keyFile = join(repo, KEYS_DIR, `${envelope.fingerprint}.pub`);
-  const key = parsePublicKey(await readFile(keyFile).catch(() => {
+  const key = parsePublicKey(await readSmallDocument(keyFile).catch(() => {
     throw new InputError(`${doc} is signed by ${envelope.fingerprint}, whose key file ${keyFile} is missing`);
   }));
   const digest = Buffer.from((await sha256File(join(repo, doc))).sha256, 'hex');

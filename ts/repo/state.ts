@@ -6,10 +6,11 @@
  * state (DECISIONS.md, Repository 4) and verify reports on.
  */
 
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { CorruptDataError, FileSystemError, InputError } from '../errors.js';
+import { readRegularFile } from '../fs.js';
 import { inspectIndex, IndexStore, parsePublicKey, sha256, type IndexDocumentIds, type IndexHeader } from '../native.js';
 import { decodeDescriptor, type Descriptor } from './descriptor.js';
 import { checkDetachedSignature } from './signature.js';
@@ -18,6 +19,17 @@ export const DESCRIPTOR = 'repo.json';
 export const ACTIVE = 'index/active.json';
 export const ARCHIVE = 'index/archive.json';
 export const KEYS_DIR = 'keys';
+
+/**
+ * The most of `repo.json`, a detached signature or a key file that is read. Real ones are a few
+ * KB; the bound keeps a hostile state (a sparse file of gigabytes) from taking the memory.
+ */
+export const SMALL_DOCUMENT_LIMIT = 16 << 20;
+
+/** A descriptor, signature or key file of the state at `path`: regular files only (`readRegularFile`). */
+export function readSmallDocument(path: string): Promise<Buffer> {
+  return readRegularFile(path, SMALL_DOCUMENT_LIMIT);
+}
 
 /** A state that cannot be loaded; the message is the reference's, without the caller's prefix. */
 export class StateLoadError extends InputError {}
@@ -54,7 +66,7 @@ function osMessage(error: unknown): string {
 
 async function readOptional(path: string): Promise<Buffer | undefined> {
   try {
-    return await readFile(path);
+    return await readSmallDocument(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
@@ -89,7 +101,9 @@ async function loadIndex(dir: string, doc: string, store: IndexStore | undefined
     }
   } catch (error) {
     if (error instanceof FileSystemError) {
-      throw new StateLoadError(`read ${doc}: ${error.osError === 'ENOENT' ? 'no such file or directory' : error.message}`);
+      // The addon's message is `read <path>: <reason>`; the path is said once, as `doc`.
+      const reason = error.osError === 'ENOENT' || error.osError === 'EISDIR' ? osMessage({ code: error.osError }) : error.message.replace(`read ${path}: `, '');
+      throw new StateLoadError(`read ${doc}: ${reason}`);
     }
     if (error instanceof CorruptDataError) throw new StateLoadError(`parse ${doc}: ${error.message.replace(/^parse \S+: /, '')}`);
     throw error;
@@ -104,7 +118,7 @@ async function loadIndex(dir: string, doc: string, store: IndexStore | undefined
 export async function loadState(dir: string, entries: { active: boolean; archive: boolean }): Promise<LoadedState> {
   let descriptorBytes: Buffer;
   try {
-    descriptorBytes = await readFile(join(dir, DESCRIPTOR));
+    descriptorBytes = await readSmallDocument(join(dir, DESCRIPTOR));
   } catch (error) {
     throw new StateLoadError(`read ${DESCRIPTOR}: ${osMessage(error)}`);
   }
@@ -117,9 +131,13 @@ export async function loadState(dir: string, entries: { active: boolean; archive
   const decoded = decodeDescriptor(json);
   if ('problems' in decoded) throw new StateLoadError(`parse ${DESCRIPTOR}: ${decoded.problems.join('; ')}`);
   const descriptorSignature = await loadSignature(dir, DESCRIPTOR);
-  const pendingDescriptorSignatures = await Promise.all(
-    (await readdir(dir)).filter((n) => n.startsWith(`${DESCRIPTOR}.sig.tmp-`)).map(async (n) => ({ path: join(dir, n), bytes: await readFile(join(dir, n)) })),
+  // Only a help in recovering: one that cannot be read (not a regular file, say) is no candidate.
+  const pending = await Promise.all(
+    (await readdir(dir))
+      .filter((n) => n.startsWith(`${DESCRIPTOR}.sig.tmp-`))
+      .map(async (n) => ({ path: join(dir, n), bytes: await readSmallDocument(join(dir, n)).catch(() => undefined) })),
   );
+  const pendingDescriptorSignatures = pending.flatMap((p) => (p.bytes === undefined ? [] : [{ path: p.path, bytes: p.bytes }]));
   const store = IndexStore.create();
   // Both at once, each on its own thread of the pool.
   const [active, archive] = await Promise.all([
@@ -151,7 +169,7 @@ export async function readTrustedKeys(dir: string, descriptor: Descriptor): Prom
     const file = join(dir, KEYS_DIR, `${key.fingerprint}.pub`);
     let bytes: Buffer;
     try {
-      bytes = await readFile(file);
+      bytes = await readSmallDocument(file);
     } catch (error) {
       problems.push(`descriptor key ${key.fingerprint}: read ${file}: ${osMessage(error)}`);
       continue;

@@ -12,10 +12,10 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
-import { pathExists } from '../fs.js';
+import { pathExists, readRegularFile } from '../fs.js';
 import { exchangePaths, fsyncPath, type IndexHeader, type IndexStore } from '../native.js';
 
 /** The suffix of every temporary name in a state; `removeLeftovers` matches exactly this shape. */
@@ -189,8 +189,8 @@ export async function swapInIndexes(root: string, temp: string): Promise<void> {
 export async function writeDescriptor(root: string, bytes: string, signature: string): Promise<boolean> {
   const path = join(root, 'repo.json');
   const [current, currentSig] = await Promise.all([
-    readFileOr(path),
-    readFileOr(`${path}.sig`),
+    textIfAtMost(path, Buffer.byteLength(bytes)),
+    textIfAtMost(`${path}.sig`, Buffer.byteLength(signature)),
   ]);
   if (current === bytes && currentSig === signature) return false;
   const t = tempSuffix();
@@ -203,13 +203,20 @@ export async function writeDescriptor(root: string, bytes: string, signature: st
   return true;
 }
 
-async function readFileOr(path: string): Promise<string | undefined> {
-  return readFile(path, 'utf8').catch(() => undefined);
+/**
+ * The text at `path` when it is a regular file of at most `limit` bytes; otherwise (missing, larger,
+ * a FIFO) undefined, which differs from any text of at most `limit` bytes the caller compares with.
+ */
+async function textIfAtMost(path: string, limit: number): Promise<string | undefined> {
+  return readRegularFile(path, limit).then(
+    (b) => b.toString('utf8'),
+    () => undefined,
+  );
 }
 
 /** Writes bytes at `<root>/<target>` only when they differ (sidecars and site files). */
 export async function ensureFile(staging: Staging, root: string, target: string, data: string | Uint8Array): Promise<void> {
-  const current = await readFileOr(join(root, target));
   const text = typeof data === 'string' ? data : Buffer.from(data).toString('utf8');
+  const current = await textIfAtMost(join(root, target), Buffer.byteLength(text));
   if (current !== text) await staging.write(target, data);
 }

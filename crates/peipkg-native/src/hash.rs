@@ -1,7 +1,6 @@
 //! SHA-256 of one file, of many files spread over all cores, and of bytes in memory.
 //! `sha2` uses SHA-NI / ARMv8 SHA instructions when the CPU has them (about 1.5 GB/s per core).
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::ffi::sys;
+use crate::open::{open_for_reading, require_regular};
 use crate::progress::Progress;
 
 /// Large enough to amortise syscalls, small enough to stay in L2 on most cores.
@@ -61,11 +61,8 @@ pub fn sha256_file(path: &Path) -> Result<FileDigest> {
 }
 
 fn sha256_file_with(path: &Path, buf: &mut [u8], progress: Option<&Progress>) -> Result<FileDigest> {
-    let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-    let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
-    if meta.is_dir() {
-        return Err(Error::io("read", path, io::Error::from_raw_os_error(libc::EISDIR)));
-    }
+    let file = open_for_reading(path).map_err(|e| Error::io("open", path, e))?;
+    require_regular(&file).map_err(|e| Error::io("read", path, e))?;
     sys::advise_sequential(&file);
     sha256_reader(&file, buf, progress).map_err(|e| Error::io("read", path, e))
 }

@@ -11,7 +11,6 @@
 //! rule stay in TypeScript, which works from each entry's keys (name, version, architecture, hash, url).
 
 use std::borrow::Cow;
-use std::fs::File;
 use std::io::{Read, Write};
 use std::ops::Range;
 use std::path::Path;
@@ -183,10 +182,10 @@ impl std::ops::Deref for Bytes {
 }
 
 /// The bytes of the document at `path`. Mapped, so that a 56 MB archive costs no fresh memory (see
-/// `Mapped`); read into one allocation of the right size where mapping fails (a directory, a file
-/// system without mmap), which also gives read's error.
+/// `Mapped`); read into one allocation of the right size where mapping fails (a file system without
+/// mmap). Only a regular file is read (`open::open_regular`).
 fn read_bytes(path: &Path) -> Result<Bytes> {
-    let mut file = File::open(path).map_err(|e| Error::io("read", path, e))?;
+    let mut file = crate::open::open_regular(path).map_err(|e| Error::io("read", path, e))?;
     if let Ok(mapped) = crate::ffi::sys::Mapped::of(&file) {
         return Ok(Bytes(Held::Mapped(mapped)));
     }

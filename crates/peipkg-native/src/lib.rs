@@ -18,6 +18,7 @@ pub mod hash;
 pub mod idmap;
 pub mod index;
 pub mod index_store;
+pub mod open;
 pub mod pack;
 pub mod progress;
 pub mod read;

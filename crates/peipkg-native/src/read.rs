@@ -6,13 +6,13 @@
 //! a malformed PAX record or an exceeded bound stops the read with an error; everything else
 //! (names, modes, order, types, which PAX keys appear) is reported for the TypeScript verifier to judge.
 
-use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{Code, Error, Result};
+use crate::open::{open_for_reading, require_regular};
 use crate::tar::BLOCK;
 use crate::zstd::{unwrap_io, Decoder};
 
@@ -394,10 +394,8 @@ fn skip(src: &mut impl Read, n: u64, buf: &mut [u8], path: &Path, at: u64) -> Re
 
 /// Reads the package at `path` and returns its facts.
 pub fn read_package(path: &Path, opts: &ReadOptions) -> Result<PackageFacts> {
-    let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-    if file.metadata().map_err(|e| Error::io("stat", path, e))?.is_dir() {
-        return Err(Error::io("read", path, io::Error::from_raw_os_error(libc::EISDIR)));
-    }
+    let file = open_for_reading(path).map_err(|e| Error::io("open", path, e))?;
+    require_regular(&file).map_err(|e| Error::io("read", path, e))?;
     let mut facts = PackageFacts::default();
     if opts.compressed {
         let decoder = Decoder::new(
