@@ -242,6 +242,7 @@ interface RawAddon {
   readPackage(path: string, options: ReadPackageOptions): Promise<PackageFacts>;
   appendSignature(path: string, key: SigningKey, signableDigest: string, mtime: number, expectedSize?: number): Promise<AppendedSignature>;
   indexStoreCreate(): RawIndexStore;
+  indexRelease(store: RawIndexStore): void;
   indexLoad(store: RawIndexStore, path: string): Promise<{ header: IndexHeader; sha256: string; size: number; doc: number; first: number; count: number }>;
   indexInspect(path: string): Promise<{ header: IndexHeader; sha256: string; size: number }>;
   indexKeys(store: RawIndexStore, ids: Uint32Array): string;
@@ -419,6 +420,11 @@ export class IndexStore {
 
   static create(): IndexStore {
     return new IndexStore(call(() => addon.indexStoreCreate()));
+  }
+
+  /** Drops (unmaps) every document now; the store is empty afterwards and its ids are void. */
+  release(): void {
+    call(() => addon.indexRelease(this.raw));
   }
 
   /** Adds a document; returns its header, the SHA-256 of its bytes, and where its entries are. */

@@ -27,14 +27,19 @@ export class PublishedView {
     const path = join(repoDir, 'index', 'archive.json');
     if (!(await pathExists(path))) return PublishedView.empty();
     const store = IndexStore.create();
-    const loaded = await store.load(path);
-    const byName = new Map<string, Map<string, Set<string>>>();
-    for (const e of await store.documentKeys(loaded)) {
-      const versions = byName.get(e.name) ?? new Map<string, Set<string>>();
-      versions.set(e.version, (versions.get(e.version) ?? new Set()).add(e.architecture));
-      byName.set(e.name, versions);
+    try {
+      const loaded = await store.load(path);
+      const byName = new Map<string, Map<string, Set<string>>>();
+      for (const e of await store.documentKeys(loaded)) {
+        const versions = byName.get(e.name) ?? new Map<string, Set<string>>();
+        versions.set(e.version, (versions.get(e.version) ?? new Set()).add(e.architecture));
+        byName.set(e.name, versions);
+      }
+      return new PublishedView(byName, loaded.header.indexVersion, loaded.header.generatedAt);
+    } finally {
+      // The daemon lives for months: the mapped archive goes now, not at some later collection.
+      store.release();
     }
-    return new PublishedView(byName, loaded.header.indexVersion, loaded.header.generatedAt);
   }
 
   has(name: string, version: string, architecture: string): boolean {

@@ -46,6 +46,7 @@ pub fn register(env: Env, exports: Value) -> Result<()> {
         ("readPackage", read_package),
         ("appendSignature", append_signature),
         ("indexStoreCreate", index_store_create),
+        ("indexRelease", index_release),
         ("indexLoad", index_load),
         ("indexInspect", index_inspect),
         ("indexKeys", index_keys),
@@ -589,6 +590,14 @@ fn store_arg(env: Env, args: &[Value]) -> Result<Arc<IndexStore>> {
 
 fn index_store_create(env: Env, _args: &[Value]) -> Result<Value> {
     env.external(Arc::new(IndexStore::default()), &INDEX_TAG)
+}
+
+/// Drops every document the store holds (unmapping them) now rather than when the garbage collector
+/// gets to the store: a long-lived process (the manager) would otherwise keep a replaced archive
+/// mapped, in its memory and open to a foreign truncation, for as long as the collector waits.
+fn index_release(env: Env, args: &[Value]) -> Result<Value> {
+    *store_arg(env, args)?.write() = Store::default();
+    env.undefined()
 }
 
 fn header_value(env: Env, h: &IndexHeader) -> Result<Value> {
