@@ -11,6 +11,7 @@ import { execa } from 'execa';
 
 import { signingKeyFromBytes } from '../../ts/native.js';
 import { runTool, type ToolResult } from '../helpers/cli.js';
+import { repoRoot } from '../helpers/fixtures.js';
 import { tempDir } from '../helpers/fs.js';
 import { makePackage } from '../helpers/packages.js';
 import { initState, publishInPlace, snapshot, vectorSeedFile, VECTOR_FINGERPRINT } from '../helpers/repo.js';
@@ -251,4 +252,30 @@ test('a repo.json larger than any real one (a sparse 20 MiB file) is refused wit
   const verify = await runTool('peipkg-repo', ['verify', '--repo', f.state]);
   t.is(verify.exitCode, 1);
   t.regex(verify.stderr, /^peipkg-repo: load state: read repo\.json: is larger than 16MiB, more than such a file ever holds\n$/);
+});
+
+/** Peak resident memory (VmHWM) of a running process, in bytes; undefined once it has gone. */
+async function peakRss(pid: number): Promise<number | undefined> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => undefined);
+  const kb = status && /^VmHWM:\s+(\d+) kB/m.exec(status)?.[1];
+  return kb ? Number(kb) * 1024 : undefined;
+}
+
+test('an index that stops being JSON after its first bytes (a sparse 4 GiB archive.json) fails at the parse error without being read whole', async (t) => {
+  const f = await fixture(t);
+  const repoJson = await readFile(join(f.state, 'repo.json'), 'utf8');
+  // The real document, then 4 GiB of holes: NUL bytes, which no JSON may hold.
+  await truncate(join(f.state, 'index', 'archive.json'), 4 * 2 ** 30);
+  for (const args of [['verify', '--repo', f.state, '--mode', 'metadata'], ['publish', '--in', f.state, '--new', f.incoming, '--sign-key', f.key, '--timestamp', '2026-05-07T02:00:00Z', '--out', f.state]]) {
+    const run = execa(process.execPath, [join(repoRoot, 'bin', 'peipkg-repo.js'), ...args], { reject: false, timeout: 120_000, stripFinalNewline: false });
+    let peak = 0;
+    const sampler = setInterval(() => void peakRss(run.pid!).then((rss) => (peak = Math.max(peak, rss ?? 0))), 20);
+    const result = await run.finally(() => clearInterval(sampler));
+    t.is(result.exitCode, 1, `${args[0]}: ${result.stderr}`);
+    t.regex(result.stderr, /^peipkg-repo: load (previous )?state: parse index\/archive\.json: trailing characters at line \d+ column \d+\n$/, args[0]);
+    // Reading the holes to hash them (or mapping them up front) made the process 4 GiB large.
+    t.true(peak < 512 << 20, `${args[0]}: peak RSS ${Math.round(peak / 1048576)} MiB`);
+  }
+  t.is((await stat(join(f.state, 'index', 'archive.json'))).size, 4 * 2 ** 30, 'publish left the index as it was');
+  t.deepEqual(JSON.parse(await readFile(join(f.state, 'repo.json'), 'utf8')), JSON.parse(repoJson), 'and repo.json');
 });

@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use std::io::{Read, Write};
 use std::ops::Range;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -423,6 +424,21 @@ impl Loaded {
     }
 }
 
+/// The SHA-256 of `bytes`, hashed beside the parse; `None` once `abandon` is set (the parse failed),
+/// so that a document that is not JSON from its first bytes, however large, fails at once instead of
+/// after every byte is read and hashed.
+fn digest_unless(bytes: &[u8], abandon: &AtomicBool) -> Option<[u8; 32]> {
+    const STEP: usize = 4 << 20;
+    let mut hasher = Sha256::new();
+    for chunk in bytes.chunks(STEP) {
+        if abandon.load(Ordering::Relaxed) {
+            return None;
+        }
+        hasher.update(chunk);
+    }
+    Some(hasher.finalize().into())
+}
+
 /// Below this many entries, the keys are read on the calling thread alone.
 const PARALLEL_KEYS: usize = 20_000;
 
@@ -437,8 +453,9 @@ pub fn load(path: &Path) -> Result<Loaded> {
         }
         Ok(())
     };
+    let abandon = AtomicBool::new(false);
     let (sha256, parsed) = std::thread::scope(|outer| {
-        let sha256 = outer.spawn(|| -> [u8; 32] { Sha256::digest(&*bytes).into() });
+        let sha256 = outer.spawn(|| digest_unless(&bytes, &abandon));
         let parsed = (|| -> Result<(Header, Vec<Range<usize>>, Vec<EntryKeys>)> {
             let doc: Document<Option<Vec<&RawValue>>> =
                 serde_json::from_slice(&bytes).map_err(|e| parse_error(path, e))?;
@@ -473,10 +490,11 @@ pub fn load(path: &Path) -> Result<Loaded> {
             }
             Ok((header, spans, keys))
         })();
+        abandon.store(parsed.is_err(), Ordering::Relaxed);
         (sha256.join(), parsed)
     });
-    let sha256 = sha256.map_err(|_| Error::argument("index hash: a thread panicked"))?;
     let (header, spans, keys) = parsed?;
+    let sha256 = sha256.ok().flatten().ok_or_else(|| Error::argument("index hash: a thread panicked"))?;
     Ok(Loaded { header, bytes, spans, keys, sha256 })
 }
 
@@ -484,13 +502,15 @@ pub fn load(path: &Path) -> Result<Loaded> {
 /// checked to be well-formed JSON).
 pub fn inspect(path: &Path) -> Result<(Header, [u8; 32], u64)> {
     let bytes = read_bytes(path)?;
+    let abandon = AtomicBool::new(false);
     let (doc, sha256) = std::thread::scope(|s| {
-        let sha256 = s.spawn(|| -> [u8; 32] { Sha256::digest(&*bytes).into() });
+        let sha256 = s.spawn(|| digest_unless(&bytes, &abandon));
         let doc = serde_json::from_slice::<Document<IgnoredAny>>(&bytes);
+        abandon.store(doc.is_err(), Ordering::Relaxed);
         (doc, sha256.join())
     });
     let doc = doc.map_err(|e| parse_error(path, e))?;
-    let sha256 = sha256.map_err(|_| Error::argument("index hash: a thread panicked"))?;
+    let sha256 = sha256.ok().flatten().ok_or_else(|| Error::argument("index hash: a thread panicked"))?;
     Ok((doc.into_parts().0, sha256, bytes.len() as u64))
 }
 
