@@ -6,11 +6,11 @@
 
 import yargs, { type Argv } from 'yargs';
 
-import { InternalError, PeipkgError, UsageError } from './errors.js';
+import { environmentError, InternalError, PeipkgError, UsageError } from './errors.js';
 
 /** Prints `error` as `<tool>: <message>` (with a stack only for bugs) and returns its exit code. */
 export function reportError(tool: string, error: unknown): number {
-  const typed = error instanceof PeipkgError ? error : new InternalError(String(error), { cause: error });
+  const typed = environmentError(error) ?? (error instanceof PeipkgError ? error : new InternalError(String(error), { cause: error }));
   if (typed instanceof InternalError) {
     const cause = typed.cause instanceof Error ? typed.cause : typed;
     process.stderr.write(

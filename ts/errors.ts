@@ -116,3 +116,50 @@ export function fromNative(raw: unknown): PeipkgError {
     typeof shape.osError === 'string' ? shape.osError : undefined,
   );
 }
+
+/**
+ * OS errors that come from the machine rather than from peipkg — a full disk, a read-only mount, a
+ * failing device — with what each means, and what the user can do about it (`on`: the directory
+ * being written, when the caller knows it).
+ */
+const ENVIRONMENT: Record<string, { said: string; advice: (on: string) => string }> = {
+  ENOSPC: { said: 'no space left on device', advice: (on) => `free space on the filesystem holding ${on} and run the command again` },
+  EDQUOT: { said: 'disk quota exceeded', advice: (on) => `free space or raise the quota on the filesystem holding ${on}, and run the command again` },
+  EROFS: { said: 'read-only file system', advice: (on) => `${on} is on a filesystem mounted read-only; write somewhere mounted read-write` },
+  EIO: { said: 'input/output error', advice: () => 'the device reports errors; check it (dmesg) before trying again' },
+  EMFILE: { said: 'too many open files', advice: () => 'raise the open-file limit (ulimit -n) and run the command again' },
+  ENFILE: { said: 'too many open files in the system', advice: () => 'close other programs or raise fs.file-max, and run the command again' },
+};
+
+/** The symbolic code of an OS error, from Node (`code`) or the native core (`osError`). */
+function osCode(error: unknown): string | undefined {
+  if (error instanceof NativeError) return error.osError;
+  if (!(error instanceof Error) || !('syscall' in error)) return undefined;
+  const code = (error as NodeJS.ErrnoException).code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+export interface EnvironmentContext {
+  /** The step that failed (the contract's prefix where there is one); by default the OS call and its path. */
+  what?: string;
+  /** What the failure left behind, for the user to know. */
+  left?: string;
+  /** The directory being written. */
+  on?: string;
+}
+
+/**
+ * `error` as a user's problem when it is one of the machine's (`ENVIRONMENT`): `<what>: <meaning>
+ * (<code>); <left>; <advice>`, printed without a stack; undefined for anything else.
+ */
+export function environmentError(error: unknown, context: EnvironmentContext = {}): InputError | undefined {
+  const code = osCode(error);
+  const known = code === undefined ? undefined : ENVIRONMENT[code];
+  if (known === undefined) return undefined;
+  const e = error as NodeJS.ErrnoException & { dest?: string };
+  // The native core's message is `<verb> <path>: <OS text>`; Node's names the call and paths.
+  const call = error instanceof NativeError ? error.message.replace(/: [^:]*$/, '') : [e.syscall, e.path, e.dest && `-> ${e.dest}`].filter(Boolean).join(' ');
+  const on = context.on ?? (error instanceof NativeError ? error.path : (e.dest ?? e.path)) ?? 'it';
+  const parts = [`${context.what ?? call}: ${known.said} (${code})`, context.left, known.advice(on)];
+  return new InputError(parts.filter(Boolean).join('; '), { cause: error });
+}

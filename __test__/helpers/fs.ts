@@ -1,6 +1,6 @@
 /** Temporary directories that clean themselves up when the test ends, and trees deeper than PATH_MAX. */
 
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -13,6 +13,18 @@ import { removeTree } from '../../ts/native.js';
 export async function tempDir(t: ExecutionContext, prefix = 'peipkg-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   t.teardown(() => removeTree(dir));
+  return dir;
+}
+
+/**
+ * A tmpfs of `size` (mount's syntax: `1m`) at a fresh directory, unmounted when the test ends: a
+ * filesystem to fill up or remount read-only (the suite runs as root).
+ */
+export async function smallFilesystem(t: ExecutionContext, size: string): Promise<string> {
+  const dir = join(await tempDir(t), 'fs');
+  await mkdir(dir);
+  await execa('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'peipkg-test', dir]);
+  t.teardown(() => execa('umount', ['-l', dir]).then(() => undefined));
   return dir;
 }
 

@@ -325,16 +325,18 @@ export async function runBuild(request: BuildRequest): Promise<BuiltPackage[]> {
     const built: BuiltPackage[] = [];
     for (const { manifest, payload } of planned) {
       const file = packageFileName(manifest.name, manifest.version, manifest.architecture);
-      const outcome = await pack({
-        output: batch.reserve(file),
-        mtime: timestampSeconds(request.timestamp),
-        root: destDir,
-        entries: packageEntries(manifest, payload),
-        ...(request.signingKey ? { signingKey: request.signingKey } : {}),
-        ...(request.deferredSignature ? { deferredSignature: true } : {}),
-        compression: { level: request.zstd.level, overlapLog: request.zstd.overlapLog, jobSize: request.zstd.jobSize },
-        fsync: true,
-      });
+      const outcome = await batch.write(file, (output) =>
+        pack({
+          output,
+          mtime: timestampSeconds(request.timestamp),
+          root: destDir,
+          entries: packageEntries(manifest, payload),
+          ...(request.signingKey ? { signingKey: request.signingKey } : {}),
+          ...(request.deferredSignature ? { deferredSignature: true } : {}),
+          compression: { level: request.zstd.level, overlapLog: request.zstd.overlapLog, jobSize: request.zstd.jobSize },
+          fsync: true,
+        }),
+      );
       built.push({
         path: join(batch.dir, file),
         name: manifest.name,

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { InputError } from '../errors.js';
+import { environmentError, InputError, NativeError } from '../errors.js';
 import { fsyncPath, removeTree, removeTreeSync } from '../native.js';
 
 const PREFIX = '.peipkg-build.tmp-';
@@ -58,6 +58,22 @@ export class OutputBatch {
     const temp = join(this.tempDir, name);
     this.pending.push({ temp, final: join(this.dir, name) });
     return temp;
+  }
+
+  /**
+   * Has `make` write the file that will become `<dir>/<name>`. A full disk or a read-only mount
+   * under the output directory is reported as writing that file (not as the temporary name nobody
+   * will see), with advice.
+   */
+  async write<T>(name: string, make: (path: string) => Promise<T>): Promise<T> {
+    const path = this.reserve(name);
+    try {
+      return await make(path);
+    } catch (error) {
+      const at = error instanceof NativeError ? error.path : (error as NodeJS.ErrnoException).path;
+      const ours = at !== undefined && at.startsWith(`${this.tempDir}/`);
+      throw (ours && environmentError(error, { what: `write ${join(this.dir, name)}`, left: 'no package was written', on: this.dir })) || error;
+    }
   }
 
   /** Moves every reserved file into place; if one rename fails, the ones already moved are removed again. */

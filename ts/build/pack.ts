@@ -204,16 +204,18 @@ export async function runPack(request: PackRequest): Promise<BuiltPackage> {
   const out = resolve(request.outPath);
   const batch = await OutputBatch.open(dirname(out));
   try {
-    const outcome = await pack({
-      output: batch.reserve(basename(out)),
-      mtime: timestampSeconds(manifest.build.timestamp),
-      root: staged,
-      entries: packageEntries(manifest, payload),
-      ...(request.signingKey ? { signingKey: request.signingKey } : {}),
-      ...(request.deferredSignature ? { deferredSignature: true } : {}),
-      compression: { level: request.zstd.level, overlapLog: request.zstd.overlapLog, jobSize: request.zstd.jobSize },
-      fsync: true,
-    });
+    const outcome = await batch.write(basename(out), (output) =>
+      pack({
+        output,
+        mtime: timestampSeconds(manifest.build.timestamp),
+        root: staged,
+        entries: packageEntries(manifest, payload),
+        ...(request.signingKey ? { signingKey: request.signingKey } : {}),
+        ...(request.deferredSignature ? { deferredSignature: true } : {}),
+        compression: { level: request.zstd.level, overlapLog: request.zstd.overlapLog, jobSize: request.zstd.jobSize },
+        fsync: true,
+      }),
+    );
     await batch.commit();
     return { path: out, name: manifest.name, version: manifest.version, architecture: manifest.architecture, size: outcome.outputSize, signed: outcome.signature !== undefined };
   } finally {

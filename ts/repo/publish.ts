@@ -14,7 +14,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 
 import { pathExists } from '../fs.js';
-import { InputError, InternalError } from '../errors.js';
+import { environmentError, InputError, InternalError } from '../errors.js';
 import { compareUtf8 } from '../format/order.js';
 import { verifyPackage, type VerifiedPackage } from '../format/verify.js';
 import { DirLock, fsyncPath, sha256, sha256File, signingKeyInfo, type IndexEntryKey, type IndexGroup, type PackageFacts, type SigningKey } from '../native.js';
@@ -49,6 +49,27 @@ export interface PublishResult {
 
 const prefixed = (error: unknown): unknown =>
   error instanceof StateLoadError ? new InputError(`load previous state: ${error.message}`, { cause: error }) : error;
+
+/** What a failed write before the indexes are swapped in leaves: the staging is removed. */
+const UNCHANGED = 'nothing was published, the state is as it was';
+
+/**
+ * Runs the write steps of a publish into `outDir`. A full disk, a read-only mount or a failing device
+ * there is the machine's problem, not a bug: it is reported with the step's contract prefix (§8.10),
+ * what the failure left, and advice.
+ */
+function writeStep(outDir: string) {
+  return async <T>(what: string, work: () => Promise<T>, left: () => string = () => UNCHANGED): Promise<T> => {
+    try {
+      return await work();
+    } catch (error) {
+      throw environmentError(error, { what, left: left(), on: outDir }) ?? error;
+    }
+  };
+}
+
+/** What a failed write after the indexes are swapped in leaves. */
+const SWAPPED = 'the new indexes are already in place; run `peipkg-repo verify` on the state once this is fixed';
 
 interface NewPackage {
   file: string;
@@ -127,6 +148,17 @@ async function meanwhile<T>(background: Promise<T>, foreground: () => Promise<vo
     throw error;
   }
   return background;
+}
+
+/**
+ * Both results, or the first failure once both have settled, having `discard`ed the second's
+ * result when only it succeeded: neither writer is still running, and nothing it made is left.
+ */
+async function bothOrNeither<A, B>(first: Promise<A>, second: Promise<B>, discard: (made: B) => Promise<unknown>): Promise<[A, B]> {
+  const [a, b] = await Promise.allSettled([first, second]);
+  if (a.status === 'fulfilled' && b.status === 'fulfilled') return [a.value, b.value];
+  if (b.status === 'fulfilled') await discard(b.value);
+  throw a.status === 'rejected' ? a.reason : (b as PromiseRejectedResult).reason;
 }
 
 /** Locks `in` and, when different, `out` (in that order), waiting up to the timeout for each. */
@@ -213,18 +245,25 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
     const header = (kind: 'active' | 'archive') => ({ schemaVersion: 1, repo: state.descriptor.name, kind, indexVersion, generatedAt: request.timestamp });
     const signature = (sha: string) => detachedSignature(request.signingKey, sha);
 
-    const staging = await Staging.open(outDir);
+    const step = writeStep(outDir);
+    const staging = await step('save state', () => Staging.open(outDir));
+    // Until the indexes are swapped in, a failure leaves the state as it was: what was placed is
+    // removed again, and no index names it. Once they are, the packages they name stay.
+    let swapped = false;
+    let indexDir: string | undefined;
     try {
       // The new documents are written (on the addon's threads) while the package files are
       // staged; none becomes visible before it is placed below, after the packages.
-      const documents = Promise.all([
-        staging.make((path) => state.store.writeSiteScript(path, indexVersion, request.timestamp)),
-        writeIndexes(outDir, state.store, { header: header('active'), signature }, { header: header('archive'), signature }),
-      ]);
-      const [browseData, indexDir] = await meanwhile(documents, async () => {
+      const documents = bothOrNeither(
+        step('write browse site', () => staging.make((path) => state.store.writeSiteScript(path, indexVersion, request.timestamp))),
+        step('save state', () => writeIndexes(outDir, state.store, { header: header('active'), signature }, { header: header('archive'), signature })),
+        (dir) => rm(dir, { recursive: true, force: true }),
+      );
+      let browseData: string;
+      [browseData, indexDir] = await meanwhile(documents, async () => {
         for (const [i, p] of fresh.entries()) {
           const target = statePathOf(newKeys[i]!.url);
-          if (target !== undefined && (await realpath(p.path)) !== join(outDir, target)) await staging.copy(p.path, target);
+          if (target !== undefined && (await realpath(p.path)) !== join(outDir, target)) await step(`materialise ${p.path}`, () => staging.copy(p.path, target));
         }
         // Sidecars in archive order; packages sharing a directory share them, and the first one wins (§8.8).
         const freshById = new Map(newKeys.map((k, i) => [k.id, fresh[i]!]));
@@ -233,16 +272,26 @@ export async function publish(request: PublishRequest): Promise<PublishResult> {
           if (!p) continue;
           const target = statePathOf(entry.url);
           if (target === undefined) continue;
-          await writeSidecars(staging, outDir, target, entry.url, p.verified.facts);
+          await step(`materialise sidecars: ${target}`, () => writeSidecars(staging, outDir, target, entry.url, p.verified.facts));
         }
-        if (!inPlace && archiveDoc) await carryForward(staging, inDir, outDir, await state.store.documentKeys(archiveDoc));
+        if (!inPlace && archiveDoc) await step('carry-forward packages', async () => carryForward(staging, inDir, outDir, await state.store.documentKeys(archiveDoc)));
         const site = siteFiles({ repo: { name: state.descriptor.name, description: state.descriptor.description }, indexVersion, generatedAt: request.timestamp });
-        for (const file of site) await ensureFile(staging, outDir, file.path, file.content);
-      }, ([, indexDir]) => rm(indexDir, { recursive: true, force: true }));
-      await staging.place(browseData, SITE_PACKAGES);
-      await swapInIndexes(outDir, indexDir);
+        await step('write browse site', async () => {
+          for (const file of site) await ensureFile(staging, outDir, file.path, file.content);
+        });
+      }, ([, dir]) => rm(dir, { recursive: true, force: true }));
+      await step('write browse site', () => staging.place(browseData, SITE_PACKAGES));
+      const swapping = indexDir;
+      await step('save state', () => swapInIndexes(outDir, swapping, () => (swapped = true)), () => (swapped ? SWAPPED : UNCHANGED));
       const descriptorBytes = encodeDescriptor(state.descriptor);
-      await writeDescriptor(outDir, descriptorBytes, detachedSignature(request.signingKey, sha256(Buffer.from(descriptorBytes))));
+      const signed = detachedSignature(request.signingKey, sha256(Buffer.from(descriptorBytes)));
+      await step('save state', () => writeDescriptor(outDir, descriptorBytes, signed), () => SWAPPED);
+    } catch (error) {
+      if (!swapped) {
+        if (indexDir !== undefined) await rm(indexDir, { recursive: true, force: true });
+        await staging.abandon();
+      }
+      throw error;
     } finally {
       await staging.close();
     }

@@ -12,7 +12,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 import { pathExists, readRegularFile } from '../fs.js';
@@ -63,19 +63,25 @@ export async function removeLeftovers(dir: string): Promise<void> {
   }
 }
 
-/** `mkdir -p` that fsyncs the parent of every directory it creates, so new paths survive a crash. */
-export async function makeDirs(root: string, relativeDir: string): Promise<void> {
+/**
+ * `mkdir -p` that fsyncs the parent of every directory it creates, so new paths survive a crash;
+ * the directories it created, outermost first.
+ */
+export async function makeDirs(root: string, relativeDir: string): Promise<string[]> {
+  const created: string[] = [];
   let current = root;
   for (const part of relativeDir.split('/').filter(Boolean)) {
     const next = join(current, part);
     try {
       await mkdir(next, { mode: 0o755 });
+      created.push(next);
       fsyncPath(current);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     current = next;
   }
+  return created;
 }
 
 /**
@@ -83,6 +89,9 @@ export async function makeDirs(root: string, relativeDir: string): Promise<void>
  * final step is a rename), each fsynced before it is moved.
  */
 export class Staging {
+  /** Paths this staging placed where nothing was, and the directories it made for them, in order. */
+  private readonly created: Array<{ path: string; directory: boolean }> = [];
+
   private constructor(
     private readonly root: string,
     private readonly dir: string,
@@ -125,13 +134,30 @@ export class Staging {
   /** Moves a staged file to `<root>/<target>`, replacing what is there, and makes that durable. */
   async place(temp: string, target: string): Promise<void> {
     const dir = dirname(target);
-    if (dir !== '.') await makeDirs(this.root, dir);
-    await rename(temp, join(this.root, target));
+    if (dir !== '.') this.created.push(...(await makeDirs(this.root, dir)).map((path) => ({ path, directory: true })));
+    const path = join(this.root, target);
+    const fresh = !(await pathExists(path));
+    await rename(temp, path);
+    if (fresh) this.created.push({ path, directory: false });
     fsyncPath(join(this.root, dir));
   }
 
   async close(): Promise<void> {
     await rm(this.dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Removes what this staging placed where nothing was (new package files, their sidecars, the
+   * directories made for them), newest first, for a publish that failed before its indexes were
+   * swapped in: no index names those files yet. A file it replaced stays replaced (publish only
+   * replaces the site's own files, which it rewrites every time). Best effort: the failure being
+   * reported matters more than a file this cannot remove, which the next publish overwrites.
+   */
+  async abandon(): Promise<void> {
+    for (const { path, directory } of this.created.reverse()) {
+      await (directory ? rmdir(path) : rm(path, { force: true })).catch(() => undefined);
+    }
+    this.created.length = 0;
   }
 }
 
@@ -157,27 +183,38 @@ export async function writeIndexes(root: string, store: IndexStore, active: Inde
   const temp = join(root, `index.${tempSuffix()}`);
   await mkdir(temp, { mode: 0o755 });
   // Both documents at once: each is encoded and written on its own thread of the pool.
-  await Promise.all(
+  const written = await Promise.allSettled(
     ([['active', active], ['archive', archive]] as const).map(async ([kind, doc]) => {
       const name = `${kind}.json`;
       const written = await store.write(join(temp, name), doc.header, kind);
       await writeDurable(join(temp, `${name}.sig`), doc.signature(written.sha256));
     }),
   );
+  const failed = written.find((w) => w.status === 'rejected');
+  if (failed) {
+    // Both writers have stopped: nothing writes into the directory any more.
+    await rm(temp, { recursive: true, force: true });
+    throw failed.reason;
+  }
   fsyncPath(temp);
   return temp;
 }
 
-/** Swaps the directory `writeIndexes` wrote with `index/` atomically (or renames it in). */
-export async function swapInIndexes(root: string, temp: string): Promise<void> {
+/**
+ * Swaps the directory `writeIndexes` wrote with `index/` atomically (or renames it in); `swapped` is
+ * called the moment the new indexes are live, before anything after it can fail.
+ */
+export async function swapInIndexes(root: string, temp: string, swapped: () => void = () => undefined): Promise<void> {
   const live = join(root, 'index');
   const exists = await pathExists(live);
   if (exists) {
     exchangePaths(temp, live);
+    swapped();
     fsyncPath(root);
     await rm(temp, { recursive: true, force: true });
   } else {
     await rename(temp, live);
+    swapped();
     fsyncPath(root);
   }
 }
