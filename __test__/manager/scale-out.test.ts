@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
 
-import { makeFarm, makeUpstream, publishedIn, runOnce, writeRecipe } from '../helpers/farm.js';
+import { makeFarm, makeUpstream, publishedIn, runOnce, waitFor, writeRecipe } from '../helpers/farm.js';
 import { runTool } from '../helpers/cli.js';
 import { makeScaleFarm, waitForStatus, writeArchRecipe } from '../helpers/scale.js';
 
@@ -131,4 +131,34 @@ test('[build] local = true with the redis queue (its URL in url_file): the coord
   t.is(verify.exitCode, 0, verify.stderr);
   coordinator.child.kill('SIGTERM');
   t.is((await coordinator.child).exitCode, 0, coordinator.log());
+});
+
+test('[verify] rebuild: the second build handed back by the worker that built the first goes to the other worker once it is free, not back to the same one', async (t) => {
+  const upstream = await makeUpstream(t);
+  await upstream.tag('v1.0.0');
+  const s = await makeScaleFarm(t, [
+    { id: 'w1', architectures: ['x86_64', 'noarch'] },
+    { id: 'w2', architectures: ['x86_64', 'noarch'] },
+  ], { extra: '[verify]\nrebuild = true\n' });
+  await writeRecipe(s.farm.recipesDir, { git: upstream.dir });
+  // w1 registers, then is frozen: alive to the farm (its heartbeat is recent), but taking nothing,
+  // so w2 builds the first half and must hand the second back.
+  const w1 = s.startWorker('w1');
+  await waitFor(() => w1.log().includes('worker starting'), 30_000, 'w1 to start');
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  process.kill(w1.child.pid!, 'SIGSTOP');
+  t.teardown(() => void w1.child.kill('SIGCONT'));
+  const w2 = s.startWorker('w2');
+  const coordinator = s.startCoordinator();
+  const logs = (): string => `${coordinator.log()}\n--- w1\n${w1.log()}\n--- w2\n${w2.log()}`;
+  const handedBack = (): number => w2.log().split('\n').filter((l) => l.includes('handing back the second build')).length;
+  await waitFor(() => handedBack() > 0, 60_000, 'w2 to hand back the second build').catch((error: Error) => t.fail(`${error.message}\n${logs()}`));
+  process.kill(w1.child.pid!, 'SIGCONT');
+
+  // Before, w2 asked for it again exactly when the hand-back ended, every time, and kept it from w1.
+  const st = await waitForStatus(s, (x) => x.history.filter((h) => h.recipe === 'hello-peios' && h.state === 'succeeded').length === 2, 60_000, 'the rebuild check', logs);
+  const hello = st.history.filter((h) => h.recipe === 'hello-peios');
+  t.deepEqual(hello.map((h) => h.worker).sort(), ['w1', 'w2'], 'the second build went to w1');
+  t.true(hello.every((h) => h.reproducible === true));
+  t.true(handedBack() <= 2, `w2 handed it back ${handedBack()} times`);
 });

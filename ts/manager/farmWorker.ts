@@ -60,6 +60,8 @@ interface Running {
 
 /** The second build of a rebuild check waits this long for another worker before taking it anyway. */
 const REPLICA_PATIENCE_MS = 10 * 60_000;
+/** How long a handed-back replica waits before another worker may take it. */
+const HAND_BACK_MS = 5_000;
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
     const done = (): void => {
@@ -127,7 +129,13 @@ export class FarmWorker {
         await taken.job.moveToWait(taken.attempt).catch(() => undefined);
         return;
       }
-      if (await this.declineReplica(taken)) continue;
+      if (await this.declineReplica(taken)) {
+        // Wait out the hand-back and two polls of the other workers before asking again. Asking
+        // every poll, as they do, locked into the same phase as one of them and took the job back
+        // first every time: the other worker never saw it.
+        await sleep(HAND_BACK_MS + 2 * (this.deps.pollMs ?? 1_000), this.stop.signal);
+        continue;
+      }
       const run: Running = { taken, since: new Date().toISOString(), abort: new AbortController(), done: Promise.resolve(), handBack: false };
       run.done = this.runAttempt(run);
       this.running.set(taken.attempt, run);
@@ -151,7 +159,7 @@ export class FarmWorker {
     const others = (await this.deps.registry.liveWorkers()).filter((w) => w.id !== this.deps.id && canTake(w, taken.route));
     if (others.length === 0) return false;
     this.deps.log.info('handing back the second build of a rebuild check: this worker built the first', { job: job.id, others: others.map((w) => w.id).join(',') });
-    await job.moveToDelayed(Date.now() + 5_000, attempt).catch(() => job.moveToWait(attempt).catch(() => undefined));
+    await job.moveToDelayed(Date.now() + HAND_BACK_MS, attempt).catch(() => job.moveToWait(attempt).catch(() => undefined));
     return true;
   }
 
