@@ -14,15 +14,9 @@ import { execa } from 'execa';
 import { LOG_HEAD_BYTES, LOG_TAIL_BYTES } from '../../ts/manager/buildLog.js';
 import { buildRecords, exitWithin, makeFarm, makeUpstream, publishedIn, runOnce, startDaemon, writeRecipe } from '../helpers/farm.js';
 import { repoRoot } from '../helpers/fixtures.js';
+import { peakRss } from '../helpers/memory.js';
 
 const EXAMPLE_BUILD_SH = await readFile(join(repoRoot, 'examples/recipes/hello-peios/build.sh'), 'utf8');
-
-/** Peak resident memory (VmHWM) of a running process, in bytes; undefined once it has gone. */
-async function peakRss(pid: number): Promise<number | undefined> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => undefined);
-  const kb = status && /^VmHWM:\s+(\d+) kB/m.exec(status)?.[1];
-  return kb ? Number(kb) * 1024 : undefined;
-}
 
 test.serial('a build.sh that writes 500 MB to stderr succeeds under the manager; the log keeps head and tail and says what it dropped; memory stays flat', async (t) => {
   t.timeout(180_000);

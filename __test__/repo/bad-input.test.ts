@@ -15,6 +15,7 @@ import { repoRoot } from '../helpers/fixtures.js';
 import { tempDir } from '../helpers/fs.js';
 import { makePackage } from '../helpers/packages.js';
 import { initState, publishInPlace, snapshot, vectorSeedFile, VECTOR_FINGERPRINT } from '../helpers/repo.js';
+import { peakRss } from '../helpers/memory.js';
 
 interface Fixture {
   key: string;
@@ -253,13 +254,6 @@ test('a repo.json larger than any real one (a sparse 20 MiB file) is refused wit
   t.is(verify.exitCode, 1);
   t.regex(verify.stderr, /^peipkg-repo: load state: read repo\.json: is larger than 16MiB, more than such a file ever holds\n$/);
 });
-
-/** Peak resident memory (VmHWM) of a running process, in bytes; undefined once it has gone. */
-async function peakRss(pid: number): Promise<number | undefined> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => undefined);
-  const kb = status && /^VmHWM:\s+(\d+) kB/m.exec(status)?.[1];
-  return kb ? Number(kb) * 1024 : undefined;
-}
 
 test('an index that stops being JSON after its first bytes (a sparse 4 GiB archive.json) fails at the parse error without being read whole', async (t) => {
   const f = await fixture(t);
